@@ -1,0 +1,176 @@
+//! The CustomResourceDefinition: the derived schema plus what the derive cannot express —
+//! a compact pod-template schema and the CEL validation rules that replace upstream's webhook.
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use schemars::{Schema, SchemaGenerator};
+use serde_json::{Map, Value, json};
+
+use super::types::TFJob;
+
+/// Longest Pod / Service name Kubernetes accepts (a DNS-1035 label for Services).
+pub const MAX_CHILD_NAME_LEN: usize = 63;
+/// Upper bound on containers per pod template; lets the API server bound the cost of the CEL
+/// rules that walk `containers`.
+pub const MAX_CONTAINERS: u64 = 64;
+
+/// A CEL rule with the message the API server returns when it fails.
+#[derive(Clone, Copy, Debug)]
+pub struct CelRule {
+    /// The CEL expression; `self` is the object the rule is attached to.
+    pub rule: &'static str,
+    /// What the user sees when the rule fails.
+    pub message: &'static str,
+}
+
+/// Rules on the whole TFJob (`self` is the object, so `self.metadata.name` is visible).
+pub const JOB_RULES: &[CelRule] = &[
+    CelRule {
+        rule: "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        message: "metadata.name must be a DNS-1035 label (lower case letters, digits and '-', starting with a letter and ending with a letter or digit), because it is used in Service names",
+    },
+    CelRule {
+        rule: "self.spec.tfReplicaSpecs.all(k, size(self.metadata.name) + size(k) + 2 + size(string(has(self.spec.tfReplicaSpecs[k].replicas) && self.spec.tfReplicaSpecs[k].replicas > 1 ? self.spec.tfReplicaSpecs[k].replicas - 1 : 0)) <= 63)",
+        message: "metadata.name is too long: the pod and service names <name>-<replica type>-<index> must fit in 63 characters; shorten the job name",
+    },
+];
+
+/// Rules on `spec.tfReplicaSpecs` (`self` is the map; CEL macros iterate its keys).
+pub const REPLICA_SPECS_RULES: &[CelRule] = &[
+    CelRule {
+        rule: "self.all(k, k.lowerAscii() in ['ps', 'worker', 'chief', 'master', 'evaluator'])",
+        message: "tfReplicaSpecs keys must be replica types PS, Worker, Chief, Master or Evaluator (case-insensitive)",
+    },
+    CelRule {
+        rule: "['ps', 'worker', 'chief', 'master', 'evaluator'].all(t, self.filter(k, k.lowerAscii() == t).size() <= 1)",
+        message: "each replica type may appear only once in tfReplicaSpecs; keys are case-insensitive, so e.g. \"ps\" and \"PS\" are the same type",
+    },
+    CelRule {
+        rule: "self.filter(k, k.lowerAscii() in ['chief', 'master']).size() <= 1",
+        message: "tfReplicaSpecs must not have more than 1 Chief or Master role",
+    },
+];
+
+/// Rules on each replica spec (`self` is one `ReplicaSpec`).
+pub const REPLICA_RULES: &[CelRule] = &[
+    CelRule {
+        rule: "has(self.template) && has(self.template.spec) && self.template.spec.containers.exists(c, c.name == 'tensorflow')",
+        message: "template.spec.containers must have a container named tensorflow",
+    },
+    CelRule {
+        rule: "!has(self.template) || !has(self.template.spec) || self.template.spec.containers.all(c, has(c.image) && size(c.image) > 0)",
+        message: "every container in template.spec.containers must have an image",
+    },
+];
+
+/// The schema of `tfReplicaSpecs[*].template`: the full `PodTemplateSpec` validation, without
+/// descriptions (they would make the CRD too large for client-side `kubectl apply`), with the
+/// embedded metadata trimmed to what a template may carry, and with bounds on `containers`
+/// so the CEL rules that walk it have a bounded cost.
+pub fn pod_template_schema(generator: &mut SchemaGenerator) -> Schema {
+    let mut value = generator.subschema_for::<PodTemplateSpec>().to_value();
+    strip_descriptions(&mut value);
+    if let Some(props) = value.get_mut("properties").and_then(Value::as_object_mut) {
+        props.insert("metadata".into(), template_metadata_schema());
+        if let Some(containers) = props
+            .get_mut("spec")
+            .and_then(|s| s.get_mut("properties"))
+            .and_then(|p| p.get_mut("containers"))
+            .and_then(Value::as_object_mut)
+        {
+            containers.insert("maxItems".into(), json!(MAX_CONTAINERS));
+            if let Some(name) = containers
+                .get_mut("items")
+                .and_then(|i| i.get_mut("properties"))
+                .and_then(|p| p.get_mut("name"))
+                .and_then(Value::as_object_mut)
+            {
+                name.insert("maxLength".into(), json!(MAX_CHILD_NAME_LEN));
+            }
+        }
+    }
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert(
+            "description".into(),
+            json!("Pod template of this replica type (a core/v1 PodTemplateSpec; see `kubectl explain pod.spec`)."),
+        );
+    }
+    Schema::try_from(value).expect("PodTemplateSpec schema is an object")
+}
+
+fn template_metadata_schema() -> Value {
+    let string_map = json!({"type": "object", "additionalProperties": {"type": "string"}});
+    json!({
+        "type": "object",
+        "description": "Labels and annotations copied to every pod of this replica type.",
+        "properties": {
+            "annotations": string_map,
+            "labels": string_map,
+            "finalizers": {"type": "array", "items": {"type": "string"}},
+            "name": {"type": "string"},
+            "namespace": {"type": "string"},
+        }
+    })
+}
+
+/// Removes `description` texts from a schema tree (not properties that happen to be called so).
+fn strip_descriptions(schema: &mut Value) {
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
+    if obj.get("description").is_some_and(Value::is_string) {
+        obj.remove("description");
+    }
+    if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
+        props.values_mut().for_each(strip_descriptions);
+    }
+    for key in ["items", "additionalProperties", "not"] {
+        if let Some(sub) = obj.get_mut(key) {
+            strip_descriptions(sub);
+        }
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        if let Some(list) = obj.get_mut(key).and_then(Value::as_array_mut) {
+            list.iter_mut().for_each(strip_descriptions);
+        }
+    }
+}
+
+fn rules_value(rules: &[CelRule]) -> Value {
+    Value::Array(
+        rules
+            .iter()
+            .map(|r| json!({"rule": r.rule, "message": r.message}))
+            .collect(),
+    )
+}
+
+fn attach_rules(schema: &mut Map<String, Value>, rules: &[CelRule]) {
+    schema.insert("x-kubernetes-validations".into(), rules_value(rules));
+}
+
+/// The TFJob CRD as installed by `kubectl apply -f crds/` and the Helm chart.
+pub fn crd() -> CustomResourceDefinition {
+    let mut value = serde_json::to_value(TFJob::crd()).expect("a derived CRD serialises");
+    let schema = &mut value["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    if let Some(root) = schema.as_object_mut() {
+        attach_rules(root, JOB_RULES);
+    }
+    let replica_specs = &mut schema["properties"]["spec"]["properties"]["tfReplicaSpecs"];
+    if let Some(map) = replica_specs.as_object_mut() {
+        attach_rules(map, REPLICA_SPECS_RULES);
+    }
+    if let Some(replica) = replica_specs["additionalProperties"].as_object_mut() {
+        attach_rules(replica, REPLICA_RULES);
+    }
+    serde_json::from_value(value).expect("the patched CRD is still a CRD")
+}
+
+/// The CRD rendered as YAML, exactly as checked in under `crds/`.
+pub fn crd_yaml() -> String {
+    let body = serde_saphyr::to_string(&crd()).expect("a CRD renders as YAML");
+    format!(
+        "# Generated by `tfjob-operator crd`; do not edit. Regenerate with `make crd`.\n---\n{body}"
+    )
+}

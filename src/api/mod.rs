@@ -1,0 +1,10 @@
+//! The TFJob resource: types, defaults, names and the CRD. No I/O.
+
+pub mod crd;
+pub mod defaults;
+pub mod labels;
+pub mod replica_type;
+pub mod types;
+
+pub use replica_type::ReplicaType;
+pub use types::*;
