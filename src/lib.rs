@@ -4,3 +4,4 @@
 //! like, `controller` observes the cluster and executes those decisions, `runtime` wires it up.
 
 pub mod api;
+pub mod plan;

@@ -35,7 +35,10 @@ fn seed_list_response_round_trips() {
     for item in list["items"].as_array().expect("items") {
         let mut expected = item.clone();
         // `selfLink` is gone from Kubernetes' ObjectMeta (removed in 1.20) and is not modelled.
-        expected["metadata"].as_object_mut().unwrap().remove("selfLink");
+        expected["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("selfLink");
         assert_eq!(round_trip(&expected), expected);
     }
 }
@@ -62,8 +65,8 @@ fn crd_is_small_enough_for_client_side_apply() {
     assert!(compact.len() < 128 * 1024, "CRD is {} bytes", compact.len());
     // ...while still validating the pod template structurally.
     let v: Value = serde_json::from_str(&compact).unwrap();
-    let template = &v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-        ["properties"]["tfReplicaSpecs"]["additionalProperties"]["properties"]["template"];
+    let template = &v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["tfReplicaSpecs"]["additionalProperties"]["properties"]["template"];
     assert_eq!(
         template["properties"]["spec"]["required"],
         serde_json::json!(["containers"])
@@ -101,7 +104,11 @@ fn cel_rules_accept_and_reject_the_admission_table() {
         checked += 1;
         let result = kube_cel::validate(&schema, &object, None);
         if case.accepted() {
-            assert!(result.is_ok(), "{}: expected accepted, got {result:?}", case.name);
+            assert!(
+                result.is_ok(),
+                "{}: expected accepted, got {result:?}",
+                case.name
+            );
         } else {
             let errors = result.expect_err(&format!("{}: expected a rejection", case.name));
             let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
@@ -129,7 +136,11 @@ fn managed_by_is_immutable() {
     let mut new = old.clone();
     new["spec"]["runPolicy"]["managedBy"] = "kubeflow.org/training-operator".into();
     let errors = kube_cel::validate(&crd_schema(), &new, Some(&old)).unwrap_err();
-    assert!(errors.iter().any(|e| e.to_string().contains("managedBy is immutable")));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("managedBy is immutable"))
+    );
     kube_cel::validate(&crd_schema(), &old, Some(&old)).expect("unchanged is fine");
 }
 

@@ -40,7 +40,9 @@ pub enum SpecError {
     #[error("spec.tfReplicaSpecs[{0}].replicas must be 0 or more, got {1}")]
     NegativeReplicas(ReplicaType, i32),
     /// No `tensorflow` container.
-    #[error("spec.tfReplicaSpecs[{0}].template.spec.containers must have a container named tensorflow")]
+    #[error(
+        "spec.tfReplicaSpecs[{0}].template.spec.containers must have a container named tensorflow"
+    )]
     NoTensorflowContainer(ReplicaType),
     /// A container without an image.
     #[error("spec.tfReplicaSpecs[{0}].template.spec.containers[{1}] has no image")]
@@ -92,7 +94,9 @@ pub struct EffectiveRunPolicy {
 impl EffectiveRunPolicy {
     /// Whether another controller (e.g. MultiKueue) manages this job.
     pub fn managed_elsewhere(&self) -> bool {
-        self.managed_by.as_deref().is_some_and(|m| m != MANAGED_BY_US)
+        self.managed_by
+            .as_deref()
+            .is_some_and(|m| m != MANAGED_BY_US)
     }
 }
 
@@ -136,7 +140,10 @@ pub fn normalize(
         let rtype =
             ReplicaType::parse(key).ok_or_else(|| SpecError::UnknownReplicaType(key.clone()))?;
         if let Some(first) = keys.insert(rtype, key) {
-            return Err(SpecError::DuplicateReplicaType(first.to_string(), key.clone()));
+            return Err(SpecError::DuplicateReplicaType(
+                first.to_string(),
+                key.clone(),
+            ));
         }
         let count = rs.replicas.unwrap_or(1);
         if count < 0 {
@@ -199,7 +206,10 @@ pub fn default_port(template: &mut PodTemplateSpec) {
         return;
     };
     let ports = container.ports.get_or_insert_with(Vec::new);
-    if !ports.iter().any(|p| p.name.as_deref() == Some(TF_PORT_NAME)) {
+    if !ports
+        .iter()
+        .any(|p| p.name.as_deref() == Some(TF_PORT_NAME))
+    {
         ports.push(ContainerPort {
             name: Some(TF_PORT_NAME.to_string()),
             container_port: TF_PORT,
@@ -389,8 +399,7 @@ mod tests {
             SpecError::ChiefAndMaster
         );
         let mut s = spec(&["Worker"]);
-        s.tf_replica_specs.get_mut("Worker").unwrap().template =
-            Some(template(&[("main", "tf")]));
+        s.tf_replica_specs.get_mut("Worker").unwrap().template = Some(template(&[("main", "tf")]));
         assert_eq!(
             normalize(&s, CleanPodPolicy::Running).unwrap_err(),
             SpecError::NoTensorflowContainer(ReplicaType::Worker)
@@ -398,7 +407,10 @@ mod tests {
         s.tf_replica_specs.get_mut("Worker").unwrap().template =
             Some(template(&[("tensorflow", "")]));
         let err = normalize(&s, CleanPodPolicy::Running).unwrap_err();
-        assert_eq!(err.to_string(), "spec.tfReplicaSpecs[Worker].template.spec.containers[tensorflow] has no image");
+        assert_eq!(
+            err.to_string(),
+            "spec.tfReplicaSpecs[Worker].template.spec.containers[tensorflow] has no image"
+        );
         s.tf_replica_specs.get_mut("Worker").unwrap().replicas = Some(-1);
         assert!(matches!(
             normalize(&s, CleanPodPolicy::Running).unwrap_err(),

@@ -47,7 +47,10 @@ mod tests {
     #[test]
     fn names_follow_upstream() {
         assert_eq!(replica_name("mnist", ReplicaType::Ps, 0), "mnist-ps-0");
-        assert_eq!(replica_name("mnist", ReplicaType::Worker, 12), "mnist-worker-12");
+        assert_eq!(
+            replica_name("mnist", ReplicaType::Worker, 12),
+            "mnist-worker-12"
+        );
         let l = replica_labels("mnist", ReplicaType::Worker, 1);
         assert_eq!(l[REPLICA_TYPE_LABEL], "worker");
         assert_eq!(l[REPLICA_INDEX_LABEL], "1");

@@ -81,7 +81,10 @@ mod tests {
         assert_eq!(ReplicaType::parse("WORKER"), Some(ReplicaType::Worker));
         assert_eq!(ReplicaType::parse("chief"), Some(ReplicaType::Chief));
         assert_eq!(ReplicaType::parse("mAsTeR"), Some(ReplicaType::Master));
-        assert_eq!(ReplicaType::parse("evaluator"), Some(ReplicaType::Evaluator));
+        assert_eq!(
+            ReplicaType::parse("evaluator"),
+            Some(ReplicaType::Evaluator)
+        );
         assert_eq!(ReplicaType::parse("Foo"), None);
         assert_eq!(ReplicaType::parse(""), None);
     }

@@ -25,8 +25,16 @@ use serde::{Deserialize, Serialize};
     category = "kubeflow",
     doc = "A TFJob runs a distributed TensorFlow training job: a Pod and a headless Service per replica of each replica type (PS, Worker, Chief, Master, Evaluator), with TF_CONFIG describing the cluster to every TensorFlow process.",
     derive = "PartialEq",
-    printcolumn(name = "State", type_ = "string", json_path = ".status.conditions[-1:].type"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "State",
+        type_ = "string",
+        json_path = ".status.conditions[-1:].type"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TFJobSpec {
@@ -271,6 +279,10 @@ pub struct ReplicaStatus {
     /// Pods that failed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failed: i32,
+    /// Pods of this type recreated after a failure so far (a tfjob-operator extension; container
+    /// restarts are counted from the pods). Counts towards runPolicy.backoffLimit.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restarts: i32,
     /// Deprecated: use selector.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_selector: Option<LabelSelector>,

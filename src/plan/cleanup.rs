@@ -1,0 +1,98 @@
+//! What the finalizer does when a TFJob is deleted: delete its pods and services, wait until
+//! they are gone, force pods stuck on lost nodes, then let the TFJob go.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::{Resource, ResourceExt};
+
+use super::observed::{controlled_by, is_terminating};
+use super::{Action, ChildRef, EventKind, JobEvent};
+
+/// The finalizer that guards every TFJob this operator manages.
+pub const FINALIZER: &str = "kubeflow.org/tfjob-cleanup";
+/// The finalizer the API server sets for `propagationPolicy: Orphan`.
+pub const ORPHAN_FINALIZER: &str = "orphan";
+
+/// The cleanup decision for a TFJob being deleted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CleanupPlan {
+    /// Deletes to issue.
+    pub actions: Vec<Action>,
+    /// Warning events (forced deletions).
+    pub events: Vec<JobEvent>,
+    /// True when nothing of the job is left (or it is orphaning): remove the finalizer.
+    pub done: bool,
+    /// When to look again if no watch event arrives (force-delete deadline).
+    pub requeue_after: Option<Duration>,
+}
+
+/// Decides the cleanup of a deleted TFJob with UID `uid` and finalizers `finalizers`.
+/// `force_after` is how long a pod may stay terminating before it is force-deleted.
+pub fn plan_cleanup(
+    uid: &str,
+    finalizers: &[String],
+    pods: &[Arc<Pod>],
+    services: &[Arc<Service>],
+    now: Timestamp,
+    force_after: Duration,
+) -> CleanupPlan {
+    let mut plan = CleanupPlan::default();
+    if finalizers.iter().any(|f| f == ORPHAN_FINALIZER) {
+        // The garbage collector orphans the children; we only let go of the job.
+        plan.done = true;
+        return plan;
+    }
+    let pods: Vec<&Pod> = pods
+        .iter()
+        .map(|p| p.as_ref())
+        .filter(|p| controlled_by(*p, uid))
+        .collect();
+    let services: Vec<&Service> = services
+        .iter()
+        .map(|s| s.as_ref())
+        .filter(|s| controlled_by(*s, uid))
+        .collect();
+    if pods.is_empty() && services.is_empty() {
+        plan.done = true;
+        return plan;
+    }
+    let force_after_ms = force_after.as_millis() as i64;
+    for pod in pods {
+        let r = ChildRef {
+            name: pod.name_any(),
+            uid: pod.meta().uid.clone(),
+        };
+        match pod.meta().deletion_timestamp.as_ref() {
+            None => plan.actions.push(Action::DeletePod(r)),
+            Some(since) => {
+                // The deletionTimestamp is when the grace period ends: time past it is time stuck.
+                let stuck_ms = now.as_millisecond() - since.0.as_millisecond();
+                if stuck_ms >= force_after_ms {
+                    plan.events.push(JobEvent {
+                        kind: EventKind::Warning,
+                        reason: "ForceDeletePod".into(),
+                        message: format!(
+                            "Pod {} was still terminating after {}s (node lost?); deleting it with grace period 0",
+                            r.name,
+                            force_after.as_secs()
+                        ),
+                    });
+                    plan.actions.push(Action::ForceDeletePod(r));
+                } else {
+                    let left = Duration::from_millis((force_after_ms - stuck_ms) as u64);
+                    plan.requeue_after = Some(plan.requeue_after.map_or(left, |d| d.min(left)));
+                }
+            }
+        }
+    }
+    for svc in services.into_iter().filter(|s| !is_terminating(*s)) {
+        plan.actions.push(Action::DeleteService(ChildRef {
+            name: svc.name_any(),
+            uid: svc.meta().uid.clone(),
+        }));
+    }
+    plan
+}

@@ -1,0 +1,832 @@
+//! Scenario tables for the job planner, after upstream's controller and status tests.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodSpec, PodStatus,
+    PodTemplateSpec, Service,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::plan;
+use crate::api::{
+    CleanPodPolicy, ReplicaSpec, ReplicaType, RestartPolicy, RunPolicy, SuccessPolicy, TFJob,
+    TFJobSpec, TFJobStatus,
+};
+use crate::plan::children::{JobIdentity, desired_pod, desired_service};
+use crate::plan::conditions::{get, is_true, kind};
+use crate::plan::{Action, EventKind, Plan, PlanConfig};
+
+const UID: &str = "uid-1";
+
+fn now() -> Timestamp {
+    Timestamp::from_second(1_800_000_000).unwrap()
+}
+
+fn ago(secs: i64) -> Time {
+    Time(Timestamp::from_second(1_800_000_000 - secs).unwrap())
+}
+
+fn replica(n: i32, policy: Option<RestartPolicy>) -> ReplicaSpec {
+    ReplicaSpec {
+        replicas: Some(n),
+        restart_policy: policy,
+        template: Some(PodTemplateSpec {
+            metadata: None,
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "tensorflow".into(),
+                    image: Some("tf:2".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+        }),
+    }
+}
+
+fn job(replicas: &[(&str, i32, Option<RestartPolicy>)]) -> TFJob {
+    let mut j = TFJob::new(
+        "test-tfjob",
+        TFJobSpec {
+            tf_replica_specs: replicas
+                .iter()
+                .map(|(k, n, p)| (k.to_string(), replica(*n, *p)))
+                .collect(),
+            ..Default::default()
+        },
+    );
+    j.metadata.namespace = Some("default".into());
+    j.metadata.uid = Some(UID.into());
+    j
+}
+
+fn run_policy(j: &mut TFJob) -> &mut RunPolicy {
+    j.spec.run_policy.get_or_insert_with(Default::default)
+}
+
+fn cfg() -> PlanConfig {
+    PlanConfig::default()
+}
+
+/// A job that already went through its first pass (Created, startTime set).
+fn started(mut j: TFJob) -> TFJob {
+    let first = plan(&j, &[], &[], now(), &cfg());
+    j.status = first.status;
+    j
+}
+
+fn id() -> JobIdentity {
+    JobIdentity {
+        name: "test-tfjob".into(),
+        namespace: "default".into(),
+        uid: UID.into(),
+    }
+}
+
+/// The pod the planner would create, in a given phase and exit code.
+fn pod(j: &TFJob, t: ReplicaType, index: i32, phase: &str, exit: Option<i32>) -> Arc<Pod> {
+    let spec = crate::api::defaults::normalize(&j.spec, CleanPodPolicy::Running).unwrap();
+    let mut p = desired_pod(&id(), &spec, &spec.replicas[&t], index, None);
+    p.metadata.uid = Some(format!("pod-{}-{index}", t.lower()));
+    p.status = Some(PodStatus {
+        phase: Some(phase.into()),
+        container_statuses: exit.map(|code| {
+            vec![ContainerStatus {
+                name: "tensorflow".into(),
+                state: Some(ContainerState {
+                    terminated: Some(ContainerStateTerminated {
+                        exit_code: code,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]
+        }),
+        ..Default::default()
+    });
+    Arc::new(p)
+}
+
+fn services(j: &TFJob) -> Vec<Arc<Service>> {
+    let spec = crate::api::defaults::normalize(&j.spec, CleanPodPolicy::Running).unwrap();
+    spec.replicas
+        .values()
+        .flat_map(|r| (0..r.replicas).map(move |i| (r.clone(), i)))
+        .map(|(r, i)| {
+            let mut s = desired_service(&id(), &r, i);
+            s.metadata.uid = Some(format!("svc-{}-{i}", r.rtype.lower()));
+            Arc::new(s)
+        })
+        .collect()
+}
+
+fn creates(p: &Plan) -> (Vec<String>, Vec<String>) {
+    let mut pods = vec![];
+    let mut svcs = vec![];
+    for a in &p.actions {
+        match a {
+            Action::CreatePod(x) => pods.push(x.metadata.name.clone().unwrap()),
+            Action::CreateService(x) => svcs.push(x.metadata.name.clone().unwrap()),
+            _ => {}
+        }
+    }
+    (pods, svcs)
+}
+
+fn deletes(p: &Plan) -> (Vec<String>, Vec<String>) {
+    let mut pods = vec![];
+    let mut svcs = vec![];
+    for a in &p.actions {
+        match a {
+            Action::DeletePod(r) => pods.push(r.name.clone()),
+            Action::DeleteService(r) => svcs.push(r.name.clone()),
+            _ => {}
+        }
+    }
+    (pods, svcs)
+}
+
+fn status(p: &Plan) -> &TFJobStatus {
+    p.status.as_ref().expect("status changed")
+}
+
+fn last_condition(p: &Plan) -> (String, String, String) {
+    let c = status(p).conditions.last().unwrap();
+    (
+        c.type_.clone(),
+        c.reason.clone().unwrap_or_default(),
+        c.message.clone().unwrap_or_default(),
+    )
+}
+
+fn reasons(p: &Plan) -> Vec<&str> {
+    p.events.iter().map(|e| e.reason.as_str()).collect()
+}
+
+#[test]
+fn new_job_creates_every_pod_and_service_and_the_created_condition() {
+    let j = job(&[("Ps", 1, None), ("Worker", 2, None)]);
+    let p = plan(&j, &[], &[], now(), &cfg());
+    let (pods, svcs) = creates(&p);
+    assert_eq!(
+        pods,
+        vec![
+            "test-tfjob-ps-0",
+            "test-tfjob-worker-0",
+            "test-tfjob-worker-1"
+        ]
+    );
+    assert_eq!(svcs, pods);
+    let st = status(&p);
+    assert_eq!(st.conditions.len(), 1);
+    assert_eq!(st.conditions[0].type_, "Created");
+    assert_eq!(st.conditions[0].reason.as_deref(), Some("TFJobCreated"));
+    assert_eq!(
+        st.conditions[0].message.as_deref(),
+        Some("TFJob test-tfjob is created.")
+    );
+    assert_eq!(st.start_time, Some(Time(now())));
+    assert_eq!(
+        st.replica_statuses.keys().collect::<Vec<_>>(),
+        vec!["PS", "Worker"]
+    );
+}
+
+#[test]
+fn pods_carry_names_labels_owner_restart_policy_and_tf_config() {
+    let mut j = job(&[
+        ("Ps", 1, None),
+        ("Worker", 1, Some(RestartPolicy::ExitCode)),
+    ]);
+    j.spec
+        .tf_replica_specs
+        .get_mut("Ps")
+        .unwrap()
+        .template
+        .as_mut()
+        .unwrap()
+        .spec
+        .as_mut()
+        .unwrap()
+        .restart_policy = Some("OnFailure".into());
+    let p = plan(&j, &[], &[], now(), &cfg());
+    assert!(reasons(&p).contains(&"SetPodTemplateRestartPolicy"));
+    let pods: Vec<&Pod> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreatePod(x) => Some(x.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let worker = pods
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some("test-tfjob-worker-0"))
+        .unwrap();
+    let labels = worker.metadata.labels.as_ref().unwrap();
+    assert_eq!(
+        labels["training.kubeflow.org/operator-name"],
+        "tfjob-controller"
+    );
+    assert_eq!(labels["training.kubeflow.org/job-name"], "test-tfjob");
+    assert_eq!(labels["training.kubeflow.org/replica-type"], "worker");
+    assert_eq!(labels["training.kubeflow.org/replica-index"], "0");
+    assert_eq!(labels["training.kubeflow.org/job-role"], "master");
+    let owner = &worker.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("TFJob", UID));
+    assert_eq!(owner.controller, Some(true));
+    assert_eq!(owner.block_owner_deletion, Some(true));
+    let spec = worker.spec.as_ref().unwrap();
+    assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+    let env = spec.containers[0].env.as_ref().unwrap();
+    assert_eq!(env[0].name, "TF_CONFIG");
+    assert_eq!(
+        env[0].value.as_deref(),
+        Some(
+            r#"{"cluster":{"ps":["test-tfjob-ps-0.default.svc:2222"],"worker":["test-tfjob-worker-0.default.svc:2222"]},"task":{"type":"worker","index":0},"environment":"cloud"}"#
+        )
+    );
+    let ps = pods
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some("test-tfjob-ps-0"))
+        .unwrap();
+    assert!(
+        !ps.metadata
+            .labels
+            .as_ref()
+            .unwrap()
+            .contains_key("training.kubeflow.org/job-role")
+    );
+    assert_eq!(
+        ps.spec.as_ref().unwrap().restart_policy.as_deref(),
+        Some("Never")
+    );
+    // Services are headless, selecting exactly their pod, with the tfjob-port.
+    let svc = p
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::CreateService(s) if s.metadata.name.as_deref() == Some("test-tfjob-ps-0") => {
+                Some(s)
+            }
+            _ => None,
+        })
+        .unwrap();
+    let sspec = svc.spec.as_ref().unwrap();
+    assert_eq!(sspec.cluster_ip.as_deref(), Some("None"));
+    assert_eq!(
+        sspec.selector.as_ref().unwrap()["training.kubeflow.org/replica-type"],
+        "ps"
+    );
+    let port = &sspec.ports.as_ref().unwrap()[0];
+    assert_eq!(
+        (port.name.as_deref(), port.port),
+        (Some("tfjob-port"), 2222)
+    );
+}
+
+#[test]
+fn single_replica_gets_no_tf_config() {
+    let j = job(&[("Worker", 1, None)]);
+    let p = plan(&j, &[], &[], now(), &cfg());
+    let pod = p
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::CreatePod(x) => Some(x),
+            _ => None,
+        })
+        .unwrap();
+    assert!(pod.spec.as_ref().unwrap().containers[0].env.is_none());
+}
+
+#[test]
+fn running_pods_make_the_job_running_and_a_second_pass_changes_nothing() {
+    let j = started(job(&[("PS", 1, None), ("Worker", 2, None)]));
+    let pods = vec![
+        pod(&j, ReplicaType::Ps, 0, "Running", None),
+        pod(&j, ReplicaType::Worker, 0, "Running", None),
+        pod(&j, ReplicaType::Worker, 1, "Pending", None),
+    ];
+    let svcs = services(&j);
+    let p = plan(&j, &pods, &svcs, now(), &cfg());
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(
+        last_condition(&p),
+        (
+            "Running".into(),
+            "TFJobRunning".into(),
+            "TFJob default/test-tfjob is running.".into()
+        )
+    );
+    assert_eq!(status(&p).replica_statuses["Worker"].active, 1);
+    assert_eq!(status(&p).replica_statuses["PS"].active, 1);
+    let mut j2 = j.clone();
+    j2.status = p.status.clone();
+    let again = plan(&j2, &pods, &svcs, now(), &cfg());
+    assert_eq!(again, Plan::default(), "an unchanged world needs no write");
+}
+
+#[test]
+fn worker0_success_succeeds_the_job_then_running_pods_are_cleaned() {
+    let j = started(job(&[("PS", 1, None), ("Worker", 2, None)]));
+    let pods = vec![
+        pod(&j, ReplicaType::Ps, 0, "Running", None),
+        pod(&j, ReplicaType::Worker, 0, "Succeeded", Some(0)),
+        pod(&j, ReplicaType::Worker, 1, "Running", None),
+    ];
+    let svcs = services(&j);
+    let p = plan(&j, &pods, &svcs, now(), &cfg());
+    assert_eq!(last_condition(&p).0, "Succeeded");
+    assert_eq!(
+        last_condition(&p).2,
+        "TFJob default/test-tfjob successfully completed."
+    );
+    assert_eq!(status(&p).completion_time, Some(Time(now())));
+    assert!(reasons(&p).contains(&"TFJobSucceeded"));
+    // Next pass: finished -> cleanPodPolicy Running (our default) deletes running pods + services.
+    let mut done = j.clone();
+    done.status = p.status.clone();
+    let p2 = plan(&done, &pods, &svcs, now(), &cfg());
+    let (dp, ds) = deletes(&p2);
+    assert_eq!(dp, vec!["test-tfjob-ps-0", "test-tfjob-worker-1"]);
+    assert_eq!(ds, dp);
+    let rs = &status(&p2).replica_statuses;
+    assert_eq!((rs["PS"].active, rs["PS"].succeeded), (0, 1));
+}
+
+#[test]
+fn clean_pod_policy_all_and_none() {
+    let mut j = started(job(&[("PS", 1, None), ("Worker", 1, None)]));
+    let pods = vec![
+        pod(&j, ReplicaType::Ps, 0, "Running", None),
+        pod(&j, ReplicaType::Worker, 0, "Succeeded", Some(0)),
+    ];
+    let svcs = services(&j);
+    let succeeded = plan(&j, &pods, &svcs, now(), &cfg()).status;
+    j.status = succeeded;
+    run_policy(&mut j).clean_pod_policy = Some(CleanPodPolicy::All);
+    let (dp, ds) = deletes(&plan(&j, &pods, &svcs, now(), &cfg()));
+    assert_eq!((dp.len(), ds.len()), (2, 2));
+    run_policy(&mut j).clean_pod_policy = Some(CleanPodPolicy::None);
+    assert!(plan(&j, &pods, &svcs, now(), &cfg()).actions.is_empty());
+    // The legacy field is honoured when runPolicy has none.
+    j.spec.run_policy = None;
+    j.spec.clean_pod_policy = Some(CleanPodPolicy::None);
+    assert!(plan(&j, &pods, &svcs, now(), &cfg()).actions.is_empty());
+    // Upstream's default (None) when configured so.
+    j.spec.clean_pod_policy = None;
+    let upstream = PlanConfig {
+        default_clean_pod_policy: CleanPodPolicy::None,
+        ..cfg()
+    };
+    assert!(plan(&j, &pods, &svcs, now(), &upstream).actions.is_empty());
+}
+
+#[test]
+fn chief_decides_when_present() {
+    let j = started(job(&[("Chief", 1, None), ("Worker", 2, None)]));
+    let svcs = services(&j);
+    let worker_done = vec![
+        pod(&j, ReplicaType::Chief, 0, "Running", None),
+        pod(&j, ReplicaType::Worker, 0, "Succeeded", Some(0)),
+        pod(&j, ReplicaType::Worker, 1, "Succeeded", Some(0)),
+    ];
+    assert_eq!(
+        last_condition(&plan(&j, &worker_done, &svcs, now(), &cfg())).0,
+        "Running"
+    );
+    let chief_done = vec![
+        pod(&j, ReplicaType::Chief, 0, "Succeeded", Some(0)),
+        pod(&j, ReplicaType::Worker, 0, "Running", None),
+        pod(&j, ReplicaType::Worker, 1, "Running", None),
+    ];
+    assert_eq!(
+        last_condition(&plan(&j, &chief_done, &svcs, now(), &cfg())).0,
+        "Succeeded"
+    );
+    // The chief carries job-role=master, worker-0 does not.
+    let chief = &chief_done[0];
+    assert_eq!(
+        chief.metadata.labels.as_ref().unwrap()["training.kubeflow.org/job-role"],
+        "master"
+    );
+    assert!(
+        !chief_done[1]
+            .metadata
+            .labels
+            .as_ref()
+            .unwrap()
+            .contains_key("training.kubeflow.org/job-role")
+    );
+}
+
+#[test]
+fn all_workers_success_policy() {
+    let mut j = job(&[("Worker", 2, None)]);
+    j.spec.success_policy = Some(SuccessPolicy::AllWorkers);
+    let j = started(j);
+    let svcs = services(&j);
+    let one = vec![
+        pod(&j, ReplicaType::Worker, 0, "Succeeded", Some(0)),
+        pod(&j, ReplicaType::Worker, 1, "Running", None),
+    ];
+    assert_eq!(
+        last_condition(&plan(&j, &one, &svcs, now(), &cfg())).0,
+        "Running"
+    );
+    let both = vec![
+        pod(&j, ReplicaType::Worker, 0, "Succeeded", Some(0)),
+        pod(&j, ReplicaType::Worker, 1, "Succeeded", Some(0)),
+    ];
+    assert_eq!(
+        last_condition(&plan(&j, &both, &svcs, now(), &cfg())).0,
+        "Succeeded"
+    );
+}
+
+#[test]
+fn never_policy_failure_fails_the_job() {
+    let j = started(job(&[("PS", 1, None), ("Worker", 1, None)]));
+    let pods = vec![
+        pod(&j, ReplicaType::Ps, 0, "Failed", Some(1)),
+        pod(&j, ReplicaType::Worker, 0, "Running", None),
+    ];
+    let p = plan(&j, &pods, &services(&j), now(), &cfg());
+    assert_eq!(
+        last_condition(&p),
+        (
+            "Failed".into(),
+            "TFJobFailed".into(),
+            "TFJob default/test-tfjob has failed because 1 PS replica(s) failed.".into()
+        )
+    );
+    assert_eq!(status(&p).replica_statuses["PS"].failed, 1);
+    assert!(reasons(&p).contains(&"ExitedWithCode"));
+    // Nothing flips back once Failed.
+    assert!(!is_true(status(&p), kind::RUNNING));
+}
+
+#[test]
+fn exit_code_policy_retries_signals_and_fails_on_errors() {
+    let j = started(job(&[("Worker", 2, Some(RestartPolicy::ExitCode))]));
+    let svcs = services(&j);
+    let killed = vec![
+        pod(&j, ReplicaType::Worker, 0, "Failed", Some(137)),
+        pod(&j, ReplicaType::Worker, 1, "Running", None),
+    ];
+    let p = plan(&j, &killed, &svcs, now(), &cfg());
+    assert_eq!(deletes(&p).0, vec!["test-tfjob-worker-0"]);
+    assert_eq!(
+        last_condition(&p),
+        (
+            "Restarting".into(),
+            "TFJobRestarting".into(),
+            "job test-tfjob is restarting because Worker replica(s) failed.".into()
+        )
+    );
+    assert!(!is_true(status(&p), kind::RUNNING));
+    assert_eq!(status(&p).replica_statuses["Worker"].restarts, 1);
+    assert!(
+        p.events
+            .iter()
+            .any(|e| e.reason == "TFJobRestarting" && e.kind == EventKind::Warning)
+    );
+    // The replacement is created once the old pod is gone, then Running replaces Restarting.
+    let mut j2 = j.clone();
+    j2.status = p.status.clone();
+    let gone = vec![killed[1].clone()];
+    assert_eq!(
+        creates(&plan(&j2, &gone, &svcs, now(), &cfg())).0,
+        vec!["test-tfjob-worker-0"]
+    );
+    let back = vec![
+        pod(&j, ReplicaType::Worker, 0, "Running", None),
+        killed[1].clone(),
+    ];
+    let p3 = plan(&j2, &back, &svcs, now(), &cfg());
+    assert_eq!(last_condition(&p3).0, "Running");
+    assert!(get(status(&p3), kind::RESTARTING).is_none());
+    assert_eq!(
+        status(&p3).replica_statuses["Worker"].restarts,
+        1,
+        "restart count is kept"
+    );
+
+    let errored = vec![
+        pod(&j, ReplicaType::Worker, 0, "Failed", Some(1)),
+        pod(&j, ReplicaType::Worker, 1, "Running", None),
+    ];
+    let p = plan(&j, &errored, &svcs, now(), &cfg());
+    assert!(deletes(&p).0.is_empty());
+    assert_eq!(
+        last_condition(&p),
+        (
+            "Failed".into(),
+            "TFJobFailed".into(),
+            "job \"test-tfjob\" is failing because \"Worker\" replica(s) failed.".into()
+        )
+    );
+}
+
+#[test]
+fn on_failure_pods_that_fail_are_recreated() {
+    let j = started(job(&[("Worker", 1, Some(RestartPolicy::OnFailure))]));
+    let p = plan(
+        &j,
+        &[pod(&j, ReplicaType::Worker, 0, "Failed", Some(1))],
+        &services(&j),
+        now(),
+        &cfg(),
+    );
+    assert_eq!(deletes(&p).0, vec!["test-tfjob-worker-0"]);
+    assert_eq!(last_condition(&p).0, "Restarting");
+}
+
+#[test]
+fn backoff_limit_counts_recreations_and_container_restarts() {
+    let mut j = job(&[("Worker", 2, Some(RestartPolicy::ExitCode))]);
+    run_policy(&mut j).backoff_limit = Some(1);
+    let mut j = started(j);
+    let svcs = services(&j);
+    // One recreation already spent: the next signal failure exceeds the limit.
+    j.status
+        .as_mut()
+        .unwrap()
+        .replica_statuses
+        .get_mut("Worker")
+        .unwrap()
+        .restarts = 1;
+    let pods = vec![
+        pod(&j, ReplicaType::Worker, 0, "Failed", Some(137)),
+        pod(&j, ReplicaType::Worker, 1, "Running", None),
+    ];
+    let p = plan(&j, &pods, &svcs, now(), &cfg());
+    assert_eq!(
+        last_condition(&p),
+        (
+            "Failed".into(),
+            "TFJobFailed".into(),
+            "Job test-tfjob has failed because it has reached the specified backoff limit".into()
+        )
+    );
+    let (dp, ds) = deletes(&p);
+    assert_eq!((dp.len(), ds.len()), (2, 2), "all pods and services go");
+
+    // In-place restarts (OnFailure) count too.
+    let mut j = job(&[("Worker", 1, Some(RestartPolicy::OnFailure))]);
+    run_policy(&mut j).backoff_limit = Some(2);
+    let j = started(j);
+    let mut restarted = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
+    restarted.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
+        name: "tensorflow".into(),
+        restart_count: 3,
+        ..Default::default()
+    }]);
+    let p = plan(&j, &[Arc::new(restarted)], &services(&j), now(), &cfg());
+    assert_eq!(last_condition(&p).0, "Failed");
+    // ...but not for Never replicas.
+    let mut j = job(&[("Worker", 1, None)]);
+    run_policy(&mut j).backoff_limit = Some(0);
+    let j = started(j);
+    let mut restarted = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
+    restarted.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
+        name: "tensorflow".into(),
+        restart_count: 3,
+        ..Default::default()
+    }]);
+    let p = plan(&j, &[Arc::new(restarted)], &services(&j), now(), &cfg());
+    assert_eq!(last_condition(&p).0, "Running");
+}
+
+#[test]
+fn active_deadline_fails_on_time_and_requeues_before() {
+    let mut j = job(&[("Worker", 1, None)]);
+    run_policy(&mut j).active_deadline_seconds = Some(60);
+    let mut j = started(j);
+    j.status.as_mut().unwrap().start_time = Some(ago(20));
+    let pods = vec![pod(&j, ReplicaType::Worker, 0, "Running", None)];
+    let p = plan(&j, &pods, &services(&j), now(), &cfg());
+    assert_eq!(p.requeue_after, Some(std::time::Duration::from_secs(40)));
+    j.status.as_mut().unwrap().start_time = Some(ago(60));
+    let p = plan(&j, &pods, &services(&j), now(), &cfg());
+    assert_eq!(
+        last_condition(&p).2,
+        "Job test-tfjob has failed because it was active longer than specified deadline"
+    );
+    assert_eq!(deletes(&p).0, vec!["test-tfjob-worker-0"]);
+    // The legacy top-level field works the same.
+    let mut j = job(&[("Worker", 1, None)]);
+    j.spec.active_deadline_seconds = Some(5);
+    let mut j = started(j);
+    j.status.as_mut().unwrap().start_time = Some(ago(6));
+    assert_eq!(
+        last_condition(&plan(&j, &pods, &services(&j), now(), &cfg())).0,
+        "Failed"
+    );
+}
+
+#[test]
+fn ttl_deletes_the_job_on_time() {
+    let mut j = job(&[("Worker", 1, None)]);
+    run_policy(&mut j).ttl_seconds_after_finished = Some(10);
+    let j = started(j);
+    let done = vec![pod(&j, ReplicaType::Worker, 0, "Succeeded", Some(0))];
+    let mut fin = j.clone();
+    fin.status = plan(&j, &done, &services(&j), now(), &cfg()).status;
+    fin.status.as_mut().unwrap().completion_time = Some(ago(4));
+    let p = plan(&fin, &done, &services(&j), now(), &cfg());
+    assert_eq!(p.requeue_after, Some(std::time::Duration::from_secs(6)));
+    assert!(!p.actions.contains(&Action::DeleteJob));
+    fin.status.as_mut().unwrap().completion_time = Some(ago(10));
+    let p = plan(&fin, &done, &services(&j), now(), &cfg());
+    assert!(p.actions.contains(&Action::DeleteJob));
+}
+
+#[test]
+fn suspend_and_resume() {
+    // Created suspended: no pods, no start time, [Created, Suspended].
+    let mut j = job(&[("Worker", 1, None)]);
+    run_policy(&mut j).suspend = Some(true);
+    let p = plan(&j, &[], &[], now(), &cfg());
+    assert!(p.actions.is_empty());
+    let st = status(&p);
+    assert_eq!(st.start_time, None);
+    let conds: Vec<_> = st
+        .conditions
+        .iter()
+        .map(|c| {
+            (
+                c.type_.as_str(),
+                c.status.as_str(),
+                c.reason.as_deref().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        conds,
+        vec![
+            ("Created", "True", "TFJobCreated"),
+            ("Suspended", "True", "TFJobSuspended")
+        ]
+    );
+    assert_eq!(
+        st.conditions[1].message.as_deref(),
+        Some("TFJob test-tfjob is suspended.")
+    );
+
+    // Suspended while running: pods and services deleted, Running False, startTime kept.
+    let mut j = started(job(&[("Worker", 1, None)]));
+    let pods = vec![pod(&j, ReplicaType::Worker, 0, "Running", None)];
+    let svcs = services(&j);
+    j.status = plan(&j, &pods, &svcs, now(), &cfg()).status;
+    run_policy(&mut j).suspend = Some(true);
+    let p = plan(&j, &pods, &svcs, now(), &cfg());
+    assert_eq!(
+        deletes(&p),
+        (
+            vec!["test-tfjob-worker-0".into()],
+            vec!["test-tfjob-worker-0".into()]
+        )
+    );
+    let conds: Vec<_> = status(&p)
+        .conditions
+        .iter()
+        .map(|c| {
+            (
+                c.type_.as_str(),
+                c.status.as_str(),
+                c.reason.as_deref().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        conds,
+        vec![
+            ("Created", "True", "TFJobCreated"),
+            ("Running", "False", "TFJobSuspended"),
+            ("Suspended", "True", "TFJobSuspended")
+        ]
+    );
+    assert_eq!(status(&p).start_time, Some(Time(now())));
+
+    // Resumed: Suspended False, new startTime, pods recreated.
+    j.status = p.status.clone();
+    run_policy(&mut j).suspend = Some(false);
+    let later = now()
+        .checked_add(jiff::SignedDuration::from_secs(30))
+        .unwrap();
+    let p = plan(&j, &[], &[], later, &cfg());
+    assert_eq!(creates(&p).0, vec!["test-tfjob-worker-0"]);
+    let s = get(status(&p), kind::SUSPENDED).unwrap();
+    assert_eq!(
+        (s.status.as_str(), s.reason.as_deref()),
+        ("False", Some("TFJobResumed"))
+    );
+    assert_eq!(s.message.as_deref(), Some("TFJob test-tfjob is resumed."));
+    assert_eq!(status(&p).start_time, Some(Time(later)));
+    assert!(reasons(&p).contains(&"TFJobResumed"));
+}
+
+#[test]
+fn scale_down_deletes_higher_indices_and_scale_up_creates() {
+    let big = started(job(&[("Worker", 3, None)]));
+    let pods: Vec<_> = (0..3)
+        .map(|i| pod(&big, ReplicaType::Worker, i, "Running", None))
+        .collect();
+    let svcs = services(&big);
+    let mut small = big.clone();
+    small
+        .spec
+        .tf_replica_specs
+        .get_mut("Worker")
+        .unwrap()
+        .replicas = Some(1);
+    let p = plan(&small, &pods, &svcs, now(), &cfg());
+    let (dp, ds) = deletes(&p);
+    assert_eq!(dp, vec!["test-tfjob-worker-1", "test-tfjob-worker-2"]);
+    assert_eq!(ds, dp);
+    let p = plan(&big, &pods[..1], &svcs[..1], now(), &cfg());
+    assert_eq!(
+        creates(&p).0,
+        vec!["test-tfjob-worker-1", "test-tfjob-worker-2"]
+    );
+}
+
+#[test]
+fn dynamic_worker_failures_do_not_fail_the_job() {
+    let mut j = job(&[("PS", 1, None), ("Worker", 2, None)]);
+    j.spec.enable_dynamic_worker = Some(true);
+    let j = started(j);
+    let pods = vec![
+        pod(&j, ReplicaType::Ps, 0, "Running", None),
+        pod(&j, ReplicaType::Worker, 0, "Running", None),
+        pod(&j, ReplicaType::Worker, 1, "Failed", Some(1)),
+    ];
+    let p = plan(&j, &pods, &services(&j), now(), &cfg());
+    assert_eq!(last_condition(&p).0, "Running");
+}
+
+#[test]
+fn terminating_pods_are_not_counted_or_replaced_yet() {
+    let j = started(job(&[("Worker", 1, None)]));
+    let mut p0 = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
+    p0.metadata.deletion_timestamp = Some(Time(now()));
+    let p = plan(&j, &[Arc::new(p0)], &services(&j), now(), &cfg());
+    assert!(p.actions.is_empty());
+    // Upstream counts a Running pod with a deletionTimestamp as failed (kubeflow/trainer#2124).
+    assert!(p.status.as_ref().is_none_or(|s| !is_true(s, kind::FAILED)));
+}
+
+#[test]
+fn foreign_pods_are_ignored() {
+    let j = started(job(&[("Worker", 1, None)]));
+    let mut other = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
+    other.metadata.owner_references.as_mut().unwrap()[0].uid = "someone-else".into();
+    let p = plan(&j, &[Arc::new(other)], &[], now(), &cfg());
+    assert_eq!(creates(&p).0, vec!["test-tfjob-worker-0"]);
+}
+
+#[test]
+fn managed_elsewhere_is_left_alone() {
+    let mut j = job(&[("Worker", 1, None)]);
+    run_policy(&mut j).managed_by = Some("kueue.x-k8s.io/multikueue".into());
+    assert_eq!(plan(&j, &[], &[], now(), &cfg()), Plan::default());
+}
+
+#[test]
+fn invalid_spec_fails_with_a_clear_reason() {
+    let j = job(&[("Foo", 1, None)]);
+    let p = plan(&j, &[], &[], now(), &cfg());
+    let (t, reason, msg) = last_condition(&p);
+    assert_eq!(
+        (t.as_str(), reason.as_str()),
+        ("Failed", "TFJobInvalidSpec")
+    );
+    assert!(msg.contains("unknown replica type \"Foo\""), "{msg}");
+    assert!(
+        p.events
+            .iter()
+            .any(|e| e.kind == EventKind::Warning && e.reason == "TFJobInvalidSpec")
+    );
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn legacy_field_overridden_by_run_policy_warns_once() {
+    let mut j = job(&[("Worker", 1, None)]);
+    j.spec.backoff_limit = Some(6);
+    run_policy(&mut j).backoff_limit = Some(2);
+    let p = plan(&j, &[], &[], now(), &cfg());
+    assert!(
+        p.events
+            .iter()
+            .any(|e| e.reason == "LegacyFieldIgnored" && e.message.contains("spec.backoffLimit"))
+    );
+    let j = started(j);
+    let p = plan(&j, &[], &[], now(), &cfg());
+    assert!(!reasons(&p).contains(&"LegacyFieldIgnored"));
+}
