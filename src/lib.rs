@@ -4,4 +4,5 @@
 //! like, `controller` observes the cluster and executes those decisions, `runtime` wires it up.
 
 pub mod api;
+pub mod controller;
 pub mod plan;

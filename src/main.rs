@@ -1,6 +1,13 @@
-//! The `tfjob-operator` binary.
+//! The `tfjob-operator` binary: CLI wiring only.
 
-use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tfjob_operator::api::CleanPodPolicy;
+use tfjob_operator::controller::{self, ControllerConfig};
+use tfjob_operator::plan::PlanConfig;
+use tracing_subscriber::EnvFilter;
 
 /// A Kubernetes operator for TensorFlow training jobs (TFJob, kubeflow.org/v1).
 #[derive(Parser)]
@@ -10,15 +17,150 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Subcommand)]
-enum Command {
-    /// Print the TFJob CustomResourceDefinition as YAML.
-    Crd,
+#[derive(Clone, Copy, ValueEnum)]
+enum CleanPolicyArg {
+    Running,
+    All,
+    None,
 }
 
-fn main() {
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller.
+    Run {
+        /// TFJobs reconciled at the same time.
+        #[arg(long, env = "TFJOB_CONCURRENCY", default_value_t = 16)]
+        concurrency: u16,
+        /// cleanPodPolicy for jobs that set none (Kubeflow's default is None).
+        #[arg(
+            long,
+            env = "TFJOB_DEFAULT_CLEAN_POD_POLICY",
+            value_enum,
+            default_value = "running"
+        )]
+        default_clean_pod_policy: CleanPolicyArg,
+        /// Cluster domain appended to TF_CONFIG host names (e.g. cluster.local).
+        #[arg(long, env = "CUSTOM_CLUSTER_DOMAIN")]
+        cluster_domain: Option<String>,
+        /// Seconds a pod may stay terminating while its TFJob is deleted before it is
+        /// force-deleted (node lost).
+        #[arg(long, env = "TFJOB_FORCE_DELETE_AFTER_SECONDS", default_value_t = 300)]
+        force_delete_after_seconds: u64,
+        /// Watch only this namespace.
+        #[arg(long, env = "KUBEFLOW_NAMESPACE")]
+        namespace: Option<String>,
+    },
+    /// Print the TFJob CustomResourceDefinition as YAML.
+    Crd,
+    /// Remove the operator's finalizer from TFJobs (run before uninstalling the operator).
+    ReleaseFinalizers {
+        /// Only this namespace.
+        #[arg(long, short = 'n', conflicts_with = "all_namespaces")]
+        namespace: Option<String>,
+        /// Every namespace.
+        #[arg(long, short = 'A')]
+        all_namespaces: bool,
+    },
+}
+
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => print!("{}", tfjob_operator::api::crd::crd_yaml()),
+        Command::Crd => {
+            print!("{}", tfjob_operator::api::crd::crd_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Run {
+            concurrency,
+            default_clean_pod_policy,
+            cluster_domain,
+            force_delete_after_seconds,
+            namespace,
+        } => {
+            init_tracing();
+            let client = match kube::Client::try_default().await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot build a Kubernetes client (KUBECONFIG or in-cluster config): {e}"
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+            let config = ControllerConfig {
+                plan: PlanConfig {
+                    default_clean_pod_policy: match default_clean_pod_policy {
+                        CleanPolicyArg::Running => CleanPodPolicy::Running,
+                        CleanPolicyArg::All => CleanPodPolicy::All,
+                        CleanPolicyArg::None => CleanPodPolicy::None,
+                    },
+                    cluster_domain,
+                },
+                concurrency: concurrency.max(1),
+                force_delete_after: Duration::from_secs(force_delete_after_seconds),
+                namespace,
+            };
+            controller::run(client, config, shutdown_signal()).await;
+            ExitCode::SUCCESS
+        }
+        Command::ReleaseFinalizers {
+            namespace,
+            all_namespaces,
+        } => {
+            init_tracing();
+            if namespace.is_none() && !all_namespaces {
+                eprintln!("error: give --namespace NS or --all-namespaces");
+                return ExitCode::from(2);
+            }
+            let client = match kube::Client::try_default().await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: cannot build a Kubernetes client: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match controller::release::release_finalizers(client, namespace.as_deref()).await {
+                Ok(n) => {
+                    println!("released the finalizer of {n} TFJob(s)");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }

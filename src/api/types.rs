@@ -108,7 +108,10 @@ pub struct ReplicaSpec {
     pub restart_policy: Option<RestartPolicy>,
 }
 
-/// What to do when a replica's pod fails.
+/// What happens when a pod of this type fails: Never (default; a failure fails the job),
+/// OnFailure and Always (the container is restarted in place), ExitCode (the pod is recreated
+/// when its exit code is 128 or more, i.e. killed by a signal; other codes fail the job).
+/// Overrides the pod template's restartPolicy.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum RestartPolicy {
     /// Restart the container in place (pod restartPolicy Always).
@@ -122,7 +125,9 @@ pub enum RestartPolicy {
     ExitCode,
 }
 
-/// Which pods to delete when the job finishes.
+/// Which pods to delete once the job has finished: Running (this operator's default: pods still
+/// running or pending, e.g. parameter servers, with their services), All (every pod and service),
+/// or None (keep everything until the TFJob is deleted; Kubeflow's default).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum CleanPodPolicy {
     /// Delete every pod and service of the job.
@@ -133,7 +138,8 @@ pub enum CleanPodPolicy {
     None,
 }
 
-/// How a job without Chief or Master decides success.
+/// When a job without Chief or Master succeeds: "" (default) when worker 0 completes,
+/// "AllWorkers" when every worker has completed.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum SuccessPolicy {
     /// The job succeeds when worker 0 completes.

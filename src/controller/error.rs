@@ -1,0 +1,68 @@
+//! Errors of the reconciler, with messages an operator of the cluster can act on.
+
+use thiserror::Error;
+
+/// Why a reconcile did not complete.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// An API call failed.
+    #[error("{action} failed: {source}")]
+    Api {
+        /// What we tried, e.g. "creating pod ns/job-worker-0".
+        action: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The status write raced with another writer; the job is reconciled again with fresh data.
+    #[error(
+        "status of {0} changed while reconciling (409 Conflict); retrying with the new version"
+    )]
+    Conflict(String),
+    /// Deletion is waiting for the job's pods and services to disappear.
+    #[error("waiting for {pods} pod(s) and {services} service(s) of {job} to be deleted")]
+    ChildrenRemaining {
+        /// Job namespace/name.
+        job: String,
+        /// Pods left.
+        pods: usize,
+        /// Services left.
+        services: usize,
+    },
+    /// The object from the cache lacks a field the API server always sets.
+    #[error("TFJob is missing metadata.{0}; is the API server serving kubeflow.org/v1 correctly?")]
+    MissingMetadata(&'static str),
+    /// Adding or removing the finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// A short label for metrics and logs.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Api { .. } => "api",
+            Error::Conflict(_) => "conflict",
+            Error::ChildrenRemaining { .. } => "cleanup_pending",
+            Error::MissingMetadata(_) => "invalid_object",
+            Error::Finalizer(_) => "finalizer",
+        }
+    }
+
+    /// Whether this is an expected, transient state rather than a failure worth a warning log.
+    pub fn is_expected(&self) -> bool {
+        match self {
+            Error::Conflict(_) | Error::ChildrenRemaining { .. } => true,
+            Error::Finalizer(inner) => matches!(
+                inner.as_ref(),
+                kube::runtime::finalizer::Error::CleanupFailed(Error::ChildrenRemaining { .. })
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a kube error is an API status with this HTTP code.
+pub fn is_status(err: &kube::Error, code: u16) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == code)
+}

@@ -1,0 +1,269 @@
+//! The kube-runtime Controller: observe (reflector stores of our pods and services), decide
+//! ([`crate::plan`]), act ([`act`]). Every TFJob carries a finalizer so its children are gone
+//! before it is.
+
+pub mod act;
+pub mod backoff;
+pub mod error;
+pub mod release;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, PostParams};
+use kube::runtime::controller::{Action as Requeue, Config as ControllerRuntimeConfig};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::api::TFJob;
+use crate::api::defaults::effective_run_policy;
+use crate::api::labels::{JOB_NAME_LABEL, MANAGED_SELECTOR};
+use crate::plan::cleanup::{FINALIZER, plan_cleanup};
+use crate::plan::{self, PlanConfig};
+pub use error::Error;
+use error::is_status;
+
+/// Settings of the reconciler.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Planner settings (default cleanPodPolicy, cluster domain).
+    pub plan: PlanConfig,
+    /// Jobs reconciled at the same time.
+    pub concurrency: u16,
+    /// How long a pod may stay terminating during cleanup before it is force-deleted.
+    pub force_delete_after: Duration,
+    /// Watch only this namespace (all when None).
+    pub namespace: Option<String>,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            plan: PlanConfig::default(),
+            concurrency: 16,
+            force_delete_after: Duration::from_secs(300),
+            namespace: None,
+        }
+    }
+}
+
+/// Shared state of all reconciles.
+pub struct Context {
+    client: Client,
+    recorder: Recorder,
+    pods: Store<Pod>,
+    services: Store<Service>,
+    config: ControllerConfig,
+    backoff: backoff::ErrorBackoff,
+}
+
+fn key(job: &TFJob) -> String {
+    format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any())
+}
+
+/// The pods and services in the stores that belong to `job` by label (ownership is checked by
+/// the planner).
+fn children_of(ctx: &Context, job: &TFJob) -> (Vec<Arc<Pod>>, Vec<Arc<Service>>) {
+    let ns = job.namespace();
+    let name = job.name_any();
+    let mine = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.namespace == ns
+            && meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(JOB_NAME_LABEL))
+                .is_some_and(|n| *n == name)
+    };
+    let pods = ctx
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| mine(p.meta()))
+        .collect();
+    let services = ctx
+        .services
+        .state()
+        .into_iter()
+        .filter(|s| mine(s.meta()))
+        .collect();
+    (pods, services)
+}
+
+async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
+    let (pods, services) = children_of(ctx, &job);
+    let decision = plan::plan(&job, &pods, &services, Timestamp::now(), &ctx.config.plan);
+    act::execute(&ctx.client, &ctx.recorder, &job, decision.actions).await?;
+    if let Some(status) = decision.status {
+        write_status(ctx, &job, status).await?;
+    }
+    act::publish(&ctx.recorder, &job, decision.events).await;
+    Ok(match decision.requeue_after {
+        // A little slack so the deadline has surely passed when we look again.
+        Some(after) => Requeue::requeue(after + Duration::from_millis(50)),
+        None => Requeue::await_change(),
+    })
+}
+
+/// Replaces the status with optimistic concurrency: a 409 means our view was stale, so the job
+/// is planned again from the newer version instead of overwriting it.
+async fn write_status(
+    ctx: &Context,
+    job: &TFJob,
+    status: crate::api::TFJobStatus,
+) -> Result<(), Error> {
+    let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    let api: Api<TFJob> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut updated = job.clone();
+    updated.status = Some(status);
+    updated.metadata.managed_fields = None;
+    match api
+        .replace_status(&job.name_any(), &PostParams::default(), &updated)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_status(&e, 409) => Err(Error::Conflict(key(job))),
+        // Deleted meanwhile: nothing left to report on.
+        Err(e) if is_status(&e, 404) => Ok(()),
+        Err(e) => Err(Error::Api {
+            action: format!("writing status of TFJob {}", key(job)),
+            source: e,
+        }),
+    }
+}
+
+async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
+    let uid = job.uid().ok_or(Error::MissingMetadata("uid"))?;
+    let (pods, services) = children_of(ctx, &job);
+    let decision = plan_cleanup(
+        &uid,
+        job.finalizers(),
+        &pods,
+        &services,
+        Timestamp::now(),
+        ctx.config.force_delete_after,
+    );
+    if decision.done {
+        debug!("children gone; releasing the TFJob");
+        return Ok(Requeue::await_change());
+    }
+    act::publish(&ctx.recorder, &job, decision.events).await;
+    act::execute(&ctx.client, &ctx.recorder, &job, decision.actions).await?;
+    // Keep the finalizer: the pod/service delete events wake us up again.
+    Err(Error::ChildrenRemaining {
+        job: key(&job),
+        pods: pods.len(),
+        services: services.len(),
+    })
+}
+
+async fn reconcile(job: Arc<TFJob>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let span = info_span!("reconcile", namespace = %job.namespace().unwrap_or_default(), name = %job.name_any());
+    async move {
+        let run_policy = effective_run_policy(&job.spec, ctx.config.plan.default_clean_pod_policy);
+        let ours = job.finalizers().iter().any(|f| f == FINALIZER);
+        if run_policy.managed_elsewhere() && !ours {
+            return Ok(Requeue::await_change());
+        }
+        let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+        let api: Api<TFJob> = Api::namespaced(ctx.client.clone(), &ns);
+        let result = finalizer(&api, FINALIZER, job.clone(), |event| async {
+            match event {
+                Finalizer::Apply(job) => apply(job, &ctx).await,
+                Finalizer::Cleanup(job) => cleanup(job, &ctx).await,
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            kube::runtime::finalizer::Error::ApplyFailed(inner) => inner,
+            other => Error::Finalizer(Box::new(other)),
+        });
+        if result.is_ok() {
+            ctx.backoff.succeeded(&key(&job));
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+fn error_policy(job: Arc<TFJob>, err: &Error, ctx: Arc<Context>) -> Requeue {
+    let delay = ctx.backoff.failed(&key(&job));
+    if err.is_expected() {
+        debug!(job = %key(&job), error = %err, ?delay, "requeue");
+    } else {
+        warn!(job = %key(&job), error = %err, category = err.category(), ?delay, "reconcile failed");
+    }
+    Requeue::requeue(delay)
+}
+
+/// Runs the controller until `shutdown` resolves; in-flight reconciles finish first.
+pub async fn run(
+    client: Client,
+    config: ControllerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (jobs, pods_api, services_api): (Api<TFJob>, Api<Pod>, Api<Service>) =
+        match &config.namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+            ),
+        };
+    let children = watcher::Config::default().labels(MANAGED_SELECTOR);
+    let (pods, pod_writer) = reflector::store();
+    let pod_stream = reflector::reflector(
+        pod_writer,
+        watcher(pods_api, children.clone()).modify(|p: &mut Pod| {
+            p.managed_fields_mut().clear();
+        }),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (services, svc_writer) = reflector::store();
+    let svc_stream = reflector::reflector(
+        svc_writer,
+        watcher(services_api, children).modify(|s: &mut Service| {
+            s.managed_fields_mut().clear();
+        }),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), Reporter::from("tfjob-controller")),
+        client,
+        pods,
+        services,
+        backoff: backoff::ErrorBackoff::new(Duration::from_millis(500), Duration::from_secs(300)),
+        config: config.clone(),
+    });
+    info!(concurrency = config.concurrency, namespace = ?config.namespace, "starting TFJob controller");
+    Controller::new(jobs, watcher::Config::default())
+        .owns_stream(pod_stream)
+        .owns_stream(svc_stream)
+        .with_config(ControllerRuntimeConfig::default().concurrency(config.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => debug!(job = %obj, "reconciled"),
+                Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
+                Err(e) => debug!(error = %e, "controller event"),
+            }
+        })
+        .await;
+    info!("controller stopped");
+}

@@ -1,0 +1,310 @@
+//! Cluster test fixture: a namespace per test on the shared local control plane (started by
+//! `tests/cluster/up.sh`, found through `TFJOB_TEST_CLUSTER`), the CRD installed, and the
+//! operator run in-process, scoped to that namespace.
+
+use std::fmt::Debug;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Client, Config, Resource};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tfjob_operator::api::TFJob;
+use tfjob_operator::controller::{self, ControllerConfig};
+use tokio::sync::{OnceCell, oneshot};
+
+/// Annotation the kwok stages read: the pod's containers exit with this code.
+pub const EXIT_CODE_ANNOTATION: &str = "test.tfjob-operator.io/exit-code";
+
+/// The cluster directory, or None (with a message) when cluster tests are not enabled.
+pub fn cluster_dir() -> Option<PathBuf> {
+    match std::env::var_os("TFJOB_TEST_CLUSTER") {
+        Some(d) => Some(PathBuf::from(d)),
+        None if std::env::var_os("TFJOB_REQUIRE_CLUSTER").is_some() => {
+            panic!("TFJOB_REQUIRE_CLUSTER is set but TFJOB_TEST_CLUSTER is not")
+        }
+        None => {
+            eprintln!(
+                "SKIPPED: cluster test needs a control plane; run `make test`, or set \
+                 TFJOB_TEST_CLUSTER to the directory printed by tests/cluster/up.sh"
+            );
+            None
+        }
+    }
+}
+
+/// A client for the cluster in `dir` (cluster-admin).
+pub async fn client_for(dir: &std::path::Path) -> Client {
+    let kc = Kubeconfig::read_from(dir.join("kubeconfig")).expect("kubeconfig");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is valid");
+    Client::try_from(config).expect("client")
+}
+
+static CRD: OnceCell<()> = OnceCell::const_new();
+
+/// Installs `crds/kubeflow.org_tfjobs.yaml` (server-side apply) and waits until it is served.
+pub async fn install_crd(client: &Client) {
+    CRD.get_or_init(|| async {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds/kubeflow.org_tfjobs.yaml");
+        let text = std::fs::read_to_string(path).expect("crds/ file");
+        let crd: CustomResourceDefinition = serde_saphyr::from_str(&text).expect("CRD parses");
+        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+        api.patch(
+            "tfjobs.kubeflow.org",
+            &PatchParams::apply("tfjob-operator-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("CRD applies");
+        let established = kube::runtime::wait::conditions::is_crd_established();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            kube::runtime::wait::await_condition(api, "tfjobs.kubeflow.org", established),
+        )
+        .await
+        .expect("CRD established in time")
+        .expect("watch CRD");
+    })
+    .await;
+}
+
+/// One test's world: a fresh namespace and a client.
+pub struct TestNs {
+    pub client: Client,
+    pub ns: String,
+    pub dir: PathBuf,
+}
+
+impl TestNs {
+    /// Creates `<prefix>-<random>` and installs the CRD; None when cluster tests are disabled.
+    pub async fn new(prefix: &str) -> Option<Self> {
+        let dir = cluster_dir()?;
+        let client = client_for(&dir).await;
+        install_crd(&client).await;
+        let ns = format!("{prefix}-{:08x}", rand_u32());
+        let api: Api<Namespace> = Api::all(client.clone());
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await
+        .expect("namespace created");
+        Some(Self { client, ns, dir })
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub fn jobs(&self) -> Api<TFJob> {
+        self.api()
+    }
+
+    pub fn pods(&self) -> Api<Pod> {
+        self.api()
+    }
+
+    pub fn services(&self) -> Api<Service> {
+        self.api()
+    }
+
+    /// Starts the operator in-process, watching only this namespace.
+    pub fn operator(&self) -> Operator {
+        self.operator_with(ControllerConfig::default())
+    }
+
+    pub fn operator_with(&self, mut config: ControllerConfig) -> Operator {
+        config.namespace = Some(self.ns.clone());
+        Operator::start(self.client.clone(), config)
+    }
+
+    /// Creates a TFJob from JSON (namespace set to ours).
+    pub async fn create_job(&self, mut job: Value) -> TFJob {
+        job["metadata"]["namespace"] = Value::String(self.ns.clone());
+        let job: TFJob = serde_json::from_value(job).expect("valid TFJob JSON");
+        self.jobs()
+            .create(&PostParams::default(), &job)
+            .await
+            .expect("TFJob created")
+    }
+
+    /// Makes a pod's containers exit with `code` (kwok's pod-exit stage).
+    pub async fn exit_pod(&self, name: &str, code: i32) {
+        self.pods()
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(
+                    json!({"metadata": {"annotations": {EXIT_CODE_ANNOTATION: code.to_string()}}}),
+                ),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("annotating pod {name}: {e}"));
+    }
+
+    /// Deletes the namespace (does not wait).
+    pub async fn cleanup(self) {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let _ = api.delete(&self.ns, &DeleteParams::default()).await;
+    }
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish() as u32
+}
+
+/// The operator running in this test process.
+pub struct Operator {
+    stop: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Operator {
+    pub fn start(client: Client, config: ControllerConfig) -> Self {
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(controller::run(client, config, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            stop: Some(tx),
+            handle,
+        }
+    }
+
+    /// Stops the operator (graceful shutdown) and waits until it has stopped.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.handle).await;
+    }
+
+    /// Kills the operator at once, as a crash would.
+    pub fn kill(self) {
+        self.handle.abort();
+    }
+}
+
+/// Watches `api` until `pred` holds for the current list of objects, or panics after `timeout`
+/// with `what` and the last state.
+pub async fn wait_for<K>(
+    api: Api<K>,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&[Arc<K>]) -> bool,
+) -> Vec<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream =
+        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+    futures::pin_mut!(stream);
+    let check = async {
+        let mut synced = false;
+        loop {
+            match stream.next().await {
+                Some(Ok(watcher::Event::InitDone)) => synced = true,
+                Some(_) => {}
+                None => panic!("watch ended while waiting for {what}"),
+            }
+            if synced {
+                let state = store.state();
+                if pred(&state) {
+                    return state;
+                }
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, check).await {
+        Ok(state) => state,
+        Err(_) => panic!(
+            "timed out after {timeout:?} waiting for {what}; objects: {:?}",
+            store
+                .state()
+                .iter()
+                .map(|o| o.meta().name.clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+        ),
+    }
+}
+
+/// Waits until the TFJob `name` satisfies `pred`.
+pub async fn wait_job(
+    t: &TestNs,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&TFJob) -> bool,
+) -> TFJob {
+    let found = wait_for(t.jobs(), what, timeout, |jobs| {
+        jobs.iter()
+            .any(|j| j.meta().name.as_deref() == Some(name) && pred(j))
+    })
+    .await;
+    found
+        .into_iter()
+        .find(|j| j.meta().name.as_deref() == Some(name))
+        .map(|j| (*j).clone())
+        .expect("job present")
+}
+
+/// Whether the job's condition `type_` is True.
+pub fn has_condition(job: &TFJob, type_: &str) -> bool {
+    job.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == type_ && c.status == "True")
+    })
+}
+
+/// Condition types in order, e.g. ["Created", "Running"].
+pub fn condition_types(job: &TFJob) -> Vec<(String, String)> {
+    job.status
+        .as_ref()
+        .map(|s| {
+            s.conditions
+                .iter()
+                .map(|c| (c.type_.clone(), c.status.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Names of the objects, sorted.
+pub fn names<K: Resource>(objs: &[Arc<K>]) -> Vec<String> {
+    let mut v: Vec<String> = objs
+        .iter()
+        .map(|o| o.meta().name.clone().unwrap_or_default())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Phase of a pod.
+pub fn pod_phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
