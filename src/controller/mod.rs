@@ -98,16 +98,39 @@ fn children_of(ctx: &Context, job: &TFJob) -> (Vec<Arc<Pod>>, Vec<Arc<Service>>)
 
 async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
     let (pods, services) = children_of(ctx, &job);
-    let decision = plan::plan(&job, &pods, &services, Timestamp::now(), &ctx.config.plan);
-    act::execute(&ctx.client, &ctx.recorder, &job, decision.actions).await?;
-    if let Some(status) = decision.status {
-        write_status(ctx, &job, status).await?;
+    let mut job = job;
+    // A 409 on the status write means our cached TFJob was older than the stored one. Plan again
+    // from the stored version against the same observation of pods, so that decisions taken in
+    // this pass (e.g. a restart counted towards backoffLimit) are not lost. Repeating an action
+    // is harmless: creates tolerate AlreadyExists and deletes NotFound.
+    for attempt in 0..3 {
+        let decision = plan::plan(&job, &pods, &services, Timestamp::now(), &ctx.config.plan);
+        act::execute(&ctx.client, &ctx.recorder, &job, decision.actions).await?;
+        if let Some(status) = decision.status {
+            match write_status(ctx, &job, status).await {
+                Err(Error::Conflict(_)) if attempt < 2 => {
+                    job = Arc::new(fresh(ctx, &job).await?);
+                    continue;
+                }
+                other => other?,
+            }
+        }
+        act::publish(&ctx.recorder, &job, decision.events).await;
+        return Ok(match decision.requeue_after {
+            // A little slack so the deadline has surely passed when we look again.
+            Some(after) => Requeue::requeue(after + Duration::from_millis(50)),
+            None => Requeue::await_change(),
+        });
     }
-    act::publish(&ctx.recorder, &job, decision.events).await;
-    Ok(match decision.requeue_after {
-        // A little slack so the deadline has surely passed when we look again.
-        Some(after) => Requeue::requeue(after + Duration::from_millis(50)),
-        None => Requeue::await_change(),
+    Err(Error::Conflict(key(&job)))
+}
+
+async fn fresh(ctx: &Context, job: &TFJob) -> Result<TFJob, Error> {
+    let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    let api: Api<TFJob> = Api::namespaced(ctx.client.clone(), &ns);
+    api.get(&job.name_any()).await.map_err(|source| Error::Api {
+        action: format!("reading TFJob {}", key(job)),
+        source,
     })
 }
 

@@ -1,0 +1,507 @@
+//! The reconciler on the real control plane: kwok runs the pods, tests choose exit codes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::{
+    TestNs, condition_types, has_condition, names, pod_phase, wait_for, wait_job,
+};
+use common::fixtures::fixture_value;
+use kube::ResourceExt;
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+
+const T: Duration = Duration::from_secs(60);
+
+fn job(name: &str, replicas: &[(&str, i32, &str)]) -> Value {
+    let specs: serde_json::Map<String, Value> = replicas
+        .iter()
+        .map(|(t, n, policy)| {
+            let mut r = json!({
+                "replicas": n,
+                "template": {"spec": {"containers": [{"name": "tensorflow", "image": "tensorflow/tensorflow:2.15.0"}]}}
+            });
+            if !policy.is_empty() {
+                r["restartPolicy"] = json!(policy);
+            }
+            (t.to_string(), r)
+        })
+        .collect();
+    json!({"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "metadata": {"name": name}, "spec": {"tfReplicaSpecs": specs}})
+}
+
+async fn running_pods(
+    t: &TestNs,
+    n: usize,
+) -> Vec<std::sync::Arc<k8s_openapi::api::core::v1::Pod>> {
+    wait_for(t.pods(), &format!("{n} running pods"), T, |pods| {
+        pods.iter()
+            .filter(|p| pod_phase(p) == "Running" && p.metadata.deletion_timestamp.is_none())
+            .count()
+            == n
+    })
+    .await
+}
+
+#[tokio::test]
+async fn seed_job_runs_with_two_pods_two_services_and_upstream_tf_config() {
+    let Some(t) = TestNs::new("seed-run").await else {
+        return;
+    };
+    let op = t.operator();
+    t.create_job(fixture_value("tfjob-seed.json")).await;
+    let job = wait_job(&t, "tfjob-test", "Running", T, |j| {
+        has_condition(j, "Running")
+    })
+    .await;
+    assert_eq!(
+        condition_types(&job),
+        vec![
+            ("Created".into(), "True".into()),
+            ("Running".into(), "True".into())
+        ]
+    );
+    let pods = running_pods(&t, 2).await;
+    assert_eq!(names(&pods), vec!["tfjob-test-ps-0", "tfjob-test-worker-0"]);
+    let svcs = wait_for(t.services(), "2 services", T, |s| s.len() == 2).await;
+    assert_eq!(names(&svcs), vec!["tfjob-test-ps-0", "tfjob-test-worker-0"]);
+    let worker = pods
+        .iter()
+        .find(|p| p.name_any() == "tfjob-test-worker-0")
+        .unwrap();
+    let env = worker.spec.as_ref().unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap();
+    let tf_config = env
+        .iter()
+        .find(|e| e.name == "TF_CONFIG")
+        .unwrap()
+        .value
+        .clone()
+        .unwrap();
+    assert_eq!(
+        tf_config,
+        format!(
+            r#"{{"cluster":{{"ps":["tfjob-test-ps-0.{ns}.svc:2222"],"worker":["tfjob-test-worker-0.{ns}.svc:2222"]}},"task":{{"type":"worker","index":0}},"environment":"cloud"}}"#,
+            ns = t.ns
+        )
+    );
+    let labels = worker.labels();
+    assert_eq!(labels["training.kubeflow.org/job-role"], "master");
+    assert_eq!(labels["training.kubeflow.org/replica-type"], "worker");
+    let job = t.jobs().get("tfjob-test").await.unwrap();
+    let rs = &job.status.unwrap().replica_statuses;
+    assert_eq!((rs["PS"].active, rs["Worker"].active), (1, 1));
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn worker0_success_succeeds_the_job_and_cleans_the_ps() {
+    let Some(t) = TestNs::new("success").await else {
+        return;
+    };
+    let op = t.operator();
+    t.create_job(job("mnist", &[("PS", 1, ""), ("Worker", 2, "")]))
+        .await;
+    running_pods(&t, 3).await;
+    t.exit_pod("mnist-worker-0", 0).await;
+    let job = wait_job(&t, "mnist", "Succeeded", T, |j| {
+        has_condition(j, "Succeeded")
+    })
+    .await;
+    assert_eq!(
+        condition_types(&job),
+        vec![
+            ("Created".into(), "True".into()),
+            ("Running".into(), "False".into()),
+            ("Succeeded".into(), "True".into())
+        ]
+    );
+    assert!(job.status.as_ref().unwrap().completion_time.is_some());
+    // cleanPodPolicy Running (our default): the PS and worker-1 go, the completed worker-0 stays.
+    let pods = wait_for(t.pods(), "only the completed worker left", T, |pods| {
+        names(pods) == vec!["mnist-worker-0"]
+    })
+    .await;
+    assert_eq!(pod_phase(&pods[0]), "Succeeded");
+    wait_for(t.services(), "only worker-0's service left", T, |s| {
+        names(s) == vec!["mnist-worker-0"]
+    })
+    .await;
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn chief_decides_success() {
+    let Some(t) = TestNs::new("chief").await else {
+        return;
+    };
+    let op = t.operator();
+    t.create_job(job("cj", &[("Chief", 1, ""), ("Worker", 1, "")]))
+        .await;
+    running_pods(&t, 2).await;
+    t.exit_pod("cj-worker-0", 0).await;
+    wait_for(t.pods(), "worker done", T, |p| {
+        p.iter()
+            .any(|p| p.name_any() == "cj-worker-0" && pod_phase(p) == "Succeeded")
+    })
+    .await;
+    let j = t.jobs().get("cj").await.unwrap();
+    assert!(
+        !has_condition(&j, "Succeeded"),
+        "worker-0 must not decide when a chief exists"
+    );
+    t.exit_pod("cj-chief-0", 0).await;
+    wait_job(&t, "cj", "Succeeded", T, |j| has_condition(j, "Succeeded")).await;
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn all_workers_success_policy_waits_for_every_worker() {
+    let Some(t) = TestNs::new("allworkers").await else {
+        return;
+    };
+    let op = t.operator();
+    let mut j = job("aw", &[("Worker", 2, "")]);
+    j["spec"]["successPolicy"] = json!("AllWorkers");
+    t.create_job(j).await;
+    running_pods(&t, 2).await;
+    t.exit_pod("aw-worker-0", 0).await;
+    wait_for(t.pods(), "worker-0 done", T, |p| {
+        p.iter()
+            .any(|p| p.name_any() == "aw-worker-0" && pod_phase(p) == "Succeeded")
+    })
+    .await;
+    assert!(!has_condition(
+        &t.jobs().get("aw").await.unwrap(),
+        "Succeeded"
+    ));
+    t.exit_pod("aw-worker-1", 0).await;
+    wait_job(&t, "aw", "Succeeded", T, |j| has_condition(j, "Succeeded")).await;
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn never_policy_exit_1_fails_the_job() {
+    let Some(t) = TestNs::new("never").await else {
+        return;
+    };
+    let op = t.operator();
+    t.create_job(job("nv", &[("PS", 1, "Never"), ("Worker", 1, "Never")]))
+        .await;
+    running_pods(&t, 2).await;
+    t.exit_pod("nv-ps-0", 1).await;
+    let j = wait_job(&t, "nv", "Failed", T, |j| has_condition(j, "Failed")).await;
+    let last = j.status.unwrap().conditions.last().cloned().unwrap();
+    assert_eq!(last.reason.as_deref(), Some("TFJobFailed"));
+    assert_eq!(
+        last.message.unwrap(),
+        format!(
+            "TFJob {}/nv has failed because 1 PS replica(s) failed.",
+            t.ns
+        )
+    );
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn exit_code_137_recreates_the_pod_then_runs_again() {
+    let Some(t) = TestNs::new("exit137").await else {
+        return;
+    };
+    let op = t.operator();
+    t.create_job(job("ec", &[("Worker", 1, "ExitCode")])).await;
+    let first = running_pods(&t, 1).await[0].uid().unwrap();
+    wait_job(&t, "ec", "Running", T, |j| has_condition(j, "Running")).await;
+    t.exit_pod("ec-worker-0", 137).await;
+    let j = wait_job(&t, "ec", "Restarting", T, |j| {
+        has_condition(j, "Restarting")
+    })
+    .await;
+    assert_eq!(
+        j.status.as_ref().unwrap().replica_statuses["Worker"].restarts,
+        1
+    );
+    let pods = wait_for(t.pods(), "a new worker-0 running", T, |pods| {
+        pods.iter().any(|p| {
+            p.name_any() == "ec-worker-0" && p.uid().unwrap() != first && pod_phase(p) == "Running"
+        })
+    })
+    .await;
+    assert_eq!(pods.len(), 1);
+    let j = wait_job(&t, "ec", "Running again", T, |j| {
+        has_condition(j, "Running")
+    })
+    .await;
+    assert!(!has_condition(&j, "Restarting") && !has_condition(&j, "Failed"));
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn exit_code_1_fails_the_job() {
+    let Some(t) = TestNs::new("exit1").await else {
+        return;
+    };
+    let op = t.operator();
+    t.create_job(job("ef", &[("Worker", 2, "ExitCode")])).await;
+    running_pods(&t, 2).await;
+    t.exit_pod("ef-worker-1", 1).await;
+    let j = wait_job(&t, "ef", "Failed", T, |j| has_condition(j, "Failed")).await;
+    assert_eq!(
+        j.status
+            .unwrap()
+            .conditions
+            .last()
+            .unwrap()
+            .message
+            .as_deref(),
+        Some("job \"ef\" is failing because \"Worker\" replica(s) failed.")
+    );
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn backoff_limit_reached_fails_with_upstream_message() {
+    let Some(t) = TestNs::new("backoff").await else {
+        return;
+    };
+    let op = t.operator();
+    let mut j = job("bo", &[("Worker", 1, "ExitCode")]);
+    j["spec"]["runPolicy"] = json!({"backoffLimit": 1});
+    t.create_job(j).await;
+    running_pods(&t, 1).await;
+    t.exit_pod("bo-worker-0", 137).await; // first retry: allowed
+    wait_job(&t, "bo", "1 restart", T, |j| {
+        j.status.as_ref().is_some_and(|s| {
+            s.replica_statuses
+                .get("Worker")
+                .is_some_and(|w| w.restarts == 1)
+        })
+    })
+    .await;
+    let pods = wait_for(t.pods(), "the recreated worker running", T, |pods| {
+        pods.iter().any(|p| {
+            pod_phase(p) == "Running"
+                && p.metadata
+                    .annotations
+                    .as_ref()
+                    .is_none_or(|a| !a.contains_key("test.tfjob-operator.io/exit-code"))
+        })
+    })
+    .await;
+    assert_eq!(pods.len(), 1);
+    t.exit_pod("bo-worker-0", 137).await; // second failure: over the limit
+    let j = wait_job(&t, "bo", "Failed", T, |j| has_condition(j, "Failed")).await;
+    assert_eq!(
+        j.status
+            .unwrap()
+            .conditions
+            .last()
+            .unwrap()
+            .message
+            .as_deref(),
+        Some("Job bo has failed because it has reached the specified backoff limit")
+    );
+    wait_for(t.pods(), "pods deleted", T, |p| p.is_empty()).await;
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn active_deadline_fails_the_job_on_time_without_other_events() {
+    let Some(t) = TestNs::new("deadline").await else {
+        return;
+    };
+    let op = t.operator();
+    let mut j = job("dl", &[("Worker", 1, "")]);
+    j["spec"]["runPolicy"] = json!({"activeDeadlineSeconds": 5});
+    t.create_job(j).await;
+    running_pods(&t, 1).await;
+    let j = wait_job(&t, "dl", "Failed", Duration::from_secs(30), |j| {
+        has_condition(j, "Failed")
+    })
+    .await;
+    let st = j.status.unwrap();
+    let failed = st.conditions.last().unwrap();
+    assert_eq!(
+        failed.message.as_deref(),
+        Some("Job dl has failed because it was active longer than specified deadline")
+    );
+    let start = st.start_time.unwrap().0;
+    let at = failed.last_transition_time.clone().unwrap().0;
+    let late = at.as_millisecond() - start.as_millisecond() - 5000;
+    eprintln!("deadline enforced {late} ms after it passed");
+    assert!(
+        (0..=2000).contains(&late),
+        "deadline enforced {late} ms late"
+    );
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn ttl_deletes_the_finished_job_on_time() {
+    let Some(t) = TestNs::new("ttl").await else {
+        return;
+    };
+    let op = t.operator();
+    let mut j = job("tt", &[("Worker", 1, "")]);
+    j["spec"]["runPolicy"] = json!({"ttlSecondsAfterFinished": 3});
+    t.create_job(j).await;
+    running_pods(&t, 1).await;
+    t.exit_pod("tt-worker-0", 0).await;
+    let done = wait_job(&t, "tt", "Succeeded", T, |j| has_condition(j, "Succeeded")).await;
+    let completed = done.status.unwrap().completion_time.unwrap().0;
+    wait_for(
+        t.jobs(),
+        "the TFJob deleted by its TTL",
+        Duration::from_secs(30),
+        |jobs| jobs.is_empty(),
+    )
+    .await;
+    let after = jiff::Timestamp::now().as_millisecond() - completed.as_millisecond();
+    eprintln!("TTL 3 s: job gone {after} ms after completion");
+    assert!(
+        (3000..=6000).contains(&after),
+        "job deleted {after} ms after completion"
+    );
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn suspend_deletes_pods_and_resume_recreates_them() {
+    let Some(t) = TestNs::new("suspend").await else {
+        return;
+    };
+    let op = t.operator();
+    t.create_job(job("sp", &[("PS", 1, ""), ("Worker", 1, "")]))
+        .await;
+    running_pods(&t, 2).await;
+    wait_job(&t, "sp", "Running", T, |j| has_condition(j, "Running")).await;
+    let patch = |v: bool| Patch::Merge(json!({"spec": {"runPolicy": {"suspend": v}}}));
+    t.jobs()
+        .patch("sp", &PatchParams::default(), &patch(true))
+        .await
+        .unwrap();
+    let j = wait_job(&t, "sp", "Suspended", T, |j| has_condition(j, "Suspended")).await;
+    assert_eq!(
+        condition_types(&j),
+        vec![
+            ("Created".into(), "True".into()),
+            ("Running".into(), "False".into()),
+            ("Suspended".into(), "True".into())
+        ]
+    );
+    wait_for(t.pods(), "no pods while suspended", T, |p| p.is_empty()).await;
+    wait_for(t.services(), "no services while suspended", T, |s| {
+        s.is_empty()
+    })
+    .await;
+    t.jobs()
+        .patch("sp", &PatchParams::default(), &patch(false))
+        .await
+        .unwrap();
+    running_pods(&t, 2).await;
+    let j = wait_job(&t, "sp", "Running after resume", T, |j| {
+        has_condition(j, "Running")
+    })
+    .await;
+    let suspended = j
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Suspended")
+        .unwrap();
+    assert_eq!(
+        (suspended.status.as_str(), suspended.reason.as_deref()),
+        ("False", Some("TFJobResumed"))
+    );
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn scaling_workers_down_deletes_the_highest_indices() {
+    let Some(t) = TestNs::new("scale").await else {
+        return;
+    };
+    let op = t.operator();
+    t.create_job(job("sc", &[("Worker", 3, "")])).await;
+    running_pods(&t, 3).await;
+    t.jobs()
+        .patch(
+            "sc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"tfReplicaSpecs": {"Worker": {"replicas": 1}}}})),
+        )
+        .await
+        .unwrap();
+    wait_for(t.pods(), "only worker-0", T, |p| {
+        names(p) == vec!["sc-worker-0"]
+    })
+    .await;
+    wait_for(t.services(), "only worker-0's service", T, |s| {
+        names(s) == vec!["sc-worker-0"]
+    })
+    .await;
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn restarting_the_operator_creates_no_duplicates_and_keeps_status() {
+    let Some(t) = TestNs::new("restart").await else {
+        return;
+    };
+    let op = t.operator();
+    t.create_job(job("rs", &[("PS", 1, ""), ("Worker", 2, "ExitCode")]))
+        .await;
+    let before = running_pods(&t, 3).await;
+    t.exit_pod("rs-worker-1", 137).await;
+    wait_job(&t, "rs", "a restart recorded", T, |j| {
+        j.status.as_ref().is_some_and(|s| {
+            s.replica_statuses
+                .get("Worker")
+                .is_some_and(|w| w.restarts == 1)
+        })
+    })
+    .await;
+    op.kill();
+    let op = t.operator();
+    running_pods(&t, 3).await;
+    let j = wait_job(&t, "rs", "Running", T, |j| has_condition(j, "Running")).await;
+    let st = j.status.unwrap();
+    assert_eq!(
+        st.replica_statuses["Worker"].restarts, 1,
+        "restart count survives the restart"
+    );
+    assert_eq!(st.conditions[0].type_, "Created");
+    let pods = t.pods().list(&Default::default()).await.unwrap().items;
+    assert_eq!(pods.len(), 3, "no duplicate pods");
+    let ps_uid = before
+        .iter()
+        .find(|p| p.name_any() == "rs-ps-0")
+        .unwrap()
+        .uid();
+    assert_eq!(
+        pods.iter()
+            .find(|p| p.name_any() == "rs-ps-0")
+            .unwrap()
+            .uid(),
+        ps_uid,
+        "untouched pods are kept"
+    );
+    op.stop().await;
+    t.cleanup().await;
+}
