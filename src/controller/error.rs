@@ -28,6 +28,8 @@ pub enum Error {
         pods: usize,
         /// Services left.
         services: usize,
+        /// When to look again at the latest (their delete events usually come first).
+        recheck_after: std::time::Duration,
     },
     /// The object from the cache lacks a field the API server always sets.
     #[error("TFJob is missing metadata.{0}; is the API server serving kubeflow.org/v1 correctly?")]
@@ -46,6 +48,18 @@ impl Error {
             Error::ChildrenRemaining { .. } => "cleanup_pending",
             Error::MissingMetadata(_) => "invalid_object",
             Error::Finalizer(_) => "finalizer",
+        }
+    }
+
+    /// For a deletion that is waiting on children: when to look again (no exponential backoff).
+    pub fn cleanup_recheck(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::ChildrenRemaining { recheck_after, .. } => Some(*recheck_after),
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::CleanupFailed(e) => e.cleanup_recheck(),
+                _ => None,
+            },
+            _ => None,
         }
     }
 

@@ -161,6 +161,9 @@ async fn write_status(
     }
 }
 
+/// How often a deletion waiting for its children is looked at even without watch events.
+const CLEANUP_RECHECK: Duration = Duration::from_secs(10);
+
 async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
     let uid = job.uid().ok_or(Error::MissingMetadata("uid"))?;
     let (pods, services) = children_of(ctx, &job);
@@ -176,13 +179,16 @@ async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
         debug!("children gone; releasing the TFJob");
         return Ok(Requeue::await_change());
     }
-    act::publish(&ctx.recorder, &job, decision.events).await;
-    act::execute(&ctx.client, &ctx.recorder, &job, decision.actions).await?;
+    act::publish(&ctx.recorder, &job, decision.events.clone()).await;
+    act::execute(&ctx.client, &ctx.recorder, &job, decision.actions.clone()).await?;
     // Keep the finalizer: the pod/service delete events wake us up again.
     Err(Error::ChildrenRemaining {
         job: key(&job),
         pods: pods.len(),
         services: services.len(),
+        recheck_after: decision
+            .requeue_after
+            .map_or(CLEANUP_RECHECK, |d| d.min(CLEANUP_RECHECK)),
     })
 }
 
@@ -217,6 +223,10 @@ async fn reconcile(job: Arc<TFJob>, ctx: Arc<Context>) -> Result<Requeue, Error>
 }
 
 fn error_policy(job: Arc<TFJob>, err: &Error, ctx: Arc<Context>) -> Requeue {
+    if let Some(recheck) = err.cleanup_recheck() {
+        debug!(job = %key(&job), error = %err, "cleanup pending");
+        return Requeue::requeue(recheck);
+    }
     let delay = ctx.backoff.failed(&key(&job));
     if err.is_expected() {
         debug!(job = %key(&job), error = %err, ?delay, "requeue");

@@ -196,7 +196,14 @@ impl Operator {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.handle).await;
+        if tokio::time::timeout(Duration::from_secs(20), &mut self.handle)
+            .await
+            .is_err()
+        {
+            eprintln!("operator did not stop within 20 s; aborting it");
+            self.handle.abort();
+            let _ = (&mut self.handle).await;
+        }
     }
 
     /// Kills the operator at once, as a crash would.

@@ -1,0 +1,412 @@
+//! Finalizer-guarded deletion on the real control plane: single deletes, collection deletes with
+//! label and field selectors, namespace deletion, orphaning, operator restarts, lost nodes, and
+//! `release-finalizers`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::{TestNs, has_condition, names, pod_phase, wait_for, wait_job};
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, ListParams, PropagationPolicy};
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+use tfjob_operator::controller::ControllerConfig;
+use tfjob_operator::plan::cleanup::FINALIZER;
+
+const T: Duration = Duration::from_secs(90);
+
+fn job(name: &str, team: &str, workers: i32) -> Value {
+    json!({
+        "apiVersion": "kubeflow.org/v1", "kind": "TFJob",
+        "metadata": {"name": name, "labels": {"team": team}},
+        "spec": {"tfReplicaSpecs": {"Worker": {"replicas": workers, "template": {"spec": {
+            "containers": [{"name": "tensorflow", "image": "tensorflow/tensorflow:2.15.0"}]}}}}}
+    })
+}
+
+async fn running(t: &TestNs, n: usize) {
+    wait_for(t.pods(), &format!("{n} running pods"), T, |p| {
+        p.iter().filter(|p| pod_phase(p) == "Running").count() == n
+    })
+    .await;
+}
+
+async fn create_many(t: &TestNs, prefix: &str, team: &str, n: usize) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(25) {
+        join_all(
+            chunk
+                .iter()
+                .map(|i| t.create_job(job(&format!("{prefix}-{i}"), team, 1))),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn single_delete_waits_for_children_and_the_name_is_reusable_at_once() {
+    let Some(t) = TestNs::new("del-one").await else {
+        return;
+    };
+    let op = t.operator();
+    t.create_job(job("one", "a", 2)).await;
+    running(&t, 2).await;
+    let j = wait_job(&t, "one", "finalizer added", T, |j| {
+        j.finalizers().iter().any(|f| f == FINALIZER)
+    })
+    .await;
+    let first_uid = j.uid().unwrap();
+    t.jobs()
+        .delete("one", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(t.jobs(), "the TFJob gone", T, |jobs| jobs.is_empty()).await;
+    // The finalizer was only removed once the children were gone.
+    assert!(
+        t.pods()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "pods left behind"
+    );
+    assert!(
+        t.services()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "services left behind"
+    );
+    // Same name, right away: no clash with old pods.
+    t.create_job(job("one", "a", 2)).await;
+    running(&t, 2).await;
+    let j = wait_job(&t, "one", "Running", T, |j| has_condition(j, "Running")).await;
+    assert_ne!(j.uid().unwrap(), first_uid);
+    let pods = t.pods().list(&ListParams::default()).await.unwrap().items;
+    assert!(
+        pods.iter()
+            .all(|p| p.owner_references()[0].uid == j.uid().unwrap())
+    );
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn collection_delete_by_label_removes_only_the_selected_jobs() {
+    let Some(t) = TestNs::new("del-coll").await else {
+        return;
+    };
+    let n_a: usize = std::env::var("TFJOB_TEST_COLLECTION_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let op = t.operator();
+    create_many(&t, "a", "a", n_a).await;
+    create_many(&t, "b", "b", 20).await;
+    running(&t, n_a + 20).await;
+    wait_for(t.jobs(), "every job has the finalizer", T, |jobs| {
+        jobs.len() == n_a + 20
+            && jobs
+                .iter()
+                .all(|j| j.finalizers().iter().any(|f| f == FINALIZER))
+    })
+    .await;
+    let b_pods_before: Vec<String> = t
+        .pods()
+        .list(
+            &ListParams::default()
+                .labels("training.kubeflow.org/job-name")
+                .fields(""),
+        )
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|p| p.name_any().starts_with("b-"))
+        .map(|p| p.uid().unwrap())
+        .collect();
+    let start = Instant::now();
+    t.jobs()
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("team=a"),
+        )
+        .await
+        .expect("collection delete accepted");
+    wait_for(t.jobs(), "team=a TFJobs gone", T, |jobs| {
+        jobs.len() == 20 && jobs.iter().all(|j| j.labels()["team"] == "b")
+    })
+    .await;
+    let jobs_gone = start.elapsed();
+    wait_for(t.pods(), "team=a pods gone", T, |p| p.len() == 20).await;
+    wait_for(t.services(), "team=a services gone", T, |s| s.len() == 20).await;
+    eprintln!(
+        "collection delete of {n_a} TFJobs: all TFJobs gone after {jobs_gone:?}, pods and services after {:?}",
+        start.elapsed()
+    );
+    // team=b is untouched: same pods, still running, no deletion timestamps.
+    let b_pods = t.pods().list(&ListParams::default()).await.unwrap().items;
+    let mut uids: Vec<String> = b_pods.iter().map(|p| p.uid().unwrap()).collect();
+    let mut before = b_pods_before.clone();
+    uids.sort();
+    before.sort();
+    assert_eq!(uids, before);
+    assert!(
+        b_pods
+            .iter()
+            .all(|p| p.metadata.deletion_timestamp.is_none() && pod_phase(p) == "Running")
+    );
+    let b_jobs = t.jobs().list(&ListParams::default()).await.unwrap().items;
+    assert!(
+        b_jobs
+            .iter()
+            .all(|j| j.metadata.deletion_timestamp.is_none())
+    );
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn collection_delete_by_field_selector() {
+    let Some(t) = TestNs::new("del-field").await else {
+        return;
+    };
+    let op = t.operator();
+    for name in ["x", "y"] {
+        t.create_job(job(name, "a", 1)).await;
+    }
+    running(&t, 2).await;
+    wait_for(t.jobs(), "finalizers", T, |jobs| {
+        jobs.iter().all(|j| !j.finalizers().is_empty())
+    })
+    .await;
+    t.jobs()
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().fields("metadata.name=x"),
+        )
+        .await
+        .unwrap();
+    wait_for(t.jobs(), "only y left", T, |jobs| names(jobs) == vec!["y"]).await;
+    wait_for(t.pods(), "only y's pod left", T, |p| {
+        names(p) == vec!["y-worker-0"]
+    })
+    .await;
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn deleting_the_namespace_finishes() {
+    let Some(t) = TestNs::new("del-ns").await else {
+        return;
+    };
+    let op = t.operator();
+    for i in 0..5 {
+        t.create_job(job(&format!("j{i}"), "a", 2)).await;
+    }
+    running(&t, 10).await;
+    wait_for(t.jobs(), "finalizers", T, |jobs| {
+        jobs.len() == 5 && jobs.iter().all(|j| !j.finalizers().is_empty())
+    })
+    .await;
+    let namespaces: Api<Namespace> = Api::all(t.client.clone());
+    namespaces
+        .delete(&t.ns, &DeleteParams::default())
+        .await
+        .unwrap();
+    let ns = t.ns.clone();
+    wait_for(namespaces, "the namespace gone", T, |all| {
+        all.iter().all(|n| n.name_any() != ns)
+    })
+    .await;
+    op.stop().await;
+}
+
+#[tokio::test]
+async fn orphan_propagation_leaves_pods_and_services_ownerless() {
+    let Some(t) = TestNs::new("del-orphan").await else {
+        return;
+    };
+    let op = t.operator();
+    t.create_job(job("orph", "a", 2)).await;
+    running(&t, 2).await;
+    wait_for(t.jobs(), "finalizer", T, |jobs| {
+        jobs.iter().all(|j| !j.finalizers().is_empty())
+    })
+    .await;
+    let dp = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..Default::default()
+    };
+    t.jobs().delete("orph", &dp).await.unwrap();
+    wait_for(t.jobs(), "the TFJob gone", T, |jobs| jobs.is_empty()).await;
+    let pods = wait_for(t.pods(), "pods ownerless", T, |p| {
+        p.len() == 2 && p.iter().all(|p| p.owner_references().is_empty())
+    })
+    .await;
+    assert!(
+        pods.iter()
+            .all(|p| p.metadata.deletion_timestamp.is_none() && pod_phase(p) == "Running")
+    );
+    wait_for(t.services(), "services ownerless", T, |s| {
+        s.len() == 2 && s.iter().all(|s| s.owner_references().is_empty())
+    })
+    .await;
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn cleanup_resumes_after_an_operator_restart() {
+    let Some(t) = TestNs::new("del-restart").await else {
+        return;
+    };
+    let op = t.operator();
+    create_many(&t, "r", "a", 30).await;
+    running(&t, 30).await;
+    wait_for(t.jobs(), "finalizers", T, |jobs| {
+        jobs.len() == 30 && jobs.iter().all(|j| !j.finalizers().is_empty())
+    })
+    .await;
+    op.stop().await;
+    t.jobs()
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .unwrap();
+    // Without the operator nothing is released.
+    let jobs = t.jobs().list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(jobs.len(), 30);
+    assert!(jobs.iter().all(|j| j.meta().deletion_timestamp.is_some()));
+    let op = t.operator();
+    wait_for(t.jobs(), "all TFJobs gone", T, |jobs| jobs.is_empty()).await;
+    assert!(
+        t.pods()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        t.services()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn release_finalizers_unblocks_deletion_without_the_operator() {
+    let Some(t) = TestNs::new("del-release").await else {
+        return;
+    };
+    let op = t.operator();
+    t.create_job(job("stuck", "a", 1)).await;
+    running(&t, 1).await;
+    wait_for(t.jobs(), "finalizer", T, |jobs| {
+        jobs.iter().all(|j| !j.finalizers().is_empty())
+    })
+    .await;
+    op.stop().await;
+    t.jobs()
+        .delete("stuck", &DeleteParams::default())
+        .await
+        .unwrap();
+    let j = t.jobs().get("stuck").await.unwrap();
+    assert!(
+        j.meta().deletion_timestamp.is_some(),
+        "held by the finalizer"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tfjob-operator"))
+        .args(["release-finalizers", "--namespace", &t.ns])
+        .env("KUBECONFIG", t.dir.join("kubeconfig"))
+        .output()
+        .expect("binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("released the finalizer of 1 TFJob(s)"));
+    wait_for(t.jobs(), "the TFJob gone", T, |jobs| jobs.is_empty()).await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn pods_stuck_on_a_lost_node_are_force_deleted() {
+    let Some(t) = TestNs::new("del-lost").await else {
+        return;
+    };
+    let op = t.operator_with(ControllerConfig {
+        force_delete_after: Duration::from_secs(2),
+        ..Default::default()
+    });
+    let mut j = job("lost", "a", 1);
+    j["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["nodeName"] = json!("kwok-lost-node");
+    j["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["terminationGracePeriodSeconds"] =
+        json!(1);
+    j["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["tolerations"] =
+        json!([{"key": "tfjob-operator.io/lost", "operator": "Exists"}]);
+    t.create_job(j).await;
+    running(&t, 1).await;
+    wait_for(t.jobs(), "finalizer", T, |jobs| {
+        jobs.iter().all(|j| !j.finalizers().is_empty())
+    })
+    .await;
+    let start = Instant::now();
+    t.jobs()
+        .delete("lost", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(t.jobs(), "the TFJob gone", T, |jobs| jobs.is_empty()).await;
+    eprintln!(
+        "lost-node pod force-deleted; TFJob gone after {:?}",
+        start.elapsed()
+    );
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "force deletion waited for the pod's grace period and ours"
+    );
+    assert!(
+        t.pods()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    op.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn jobs_managed_elsewhere_get_no_finalizer_and_no_pods() {
+    let Some(t) = TestNs::new("del-managed").await else {
+        return;
+    };
+    let op = t.operator();
+    let mut j = job("mk", "a", 1);
+    j["spec"]["runPolicy"] = json!({"managedBy": "kueue.x-k8s.io/multikueue"});
+    t.create_job(j).await;
+    t.create_job(job("ours", "a", 1)).await;
+    // Once our own job is running, the operator has certainly seen both.
+    running(&t, 1).await;
+    let mk = t.jobs().get("mk").await.unwrap();
+    assert!(mk.finalizers().is_empty());
+    assert!(mk.status.is_none());
+    assert_eq!(
+        names(&wait_for(t.pods(), "one pod", T, |p| p.len() == 1).await),
+        vec!["ours-worker-0"]
+    );
+    op.stop().await;
+    t.cleanup().await;
+}
