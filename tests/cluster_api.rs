@@ -119,12 +119,21 @@ async fn kubectl_shows_state_column_and_explains_fields() {
     };
     let kubectl = t.dir.join("bin/kubectl");
     let kubeconfig = t.dir.join("kubeconfig");
-    let out = std::process::Command::new(&kubectl)
-        .args(["--kubeconfig"])
-        .arg(&kubeconfig)
-        .args(["explain", "tfjob.spec.runPolicy.cleanPodPolicy"])
-        .output()
-        .expect("kubectl runs");
+    // The API server publishes the CRD's OpenAPI a moment after it is Established; there is no
+    // watch for that, so poll (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let out = loop {
+        let out = std::process::Command::new(&kubectl)
+            .args(["--kubeconfig"])
+            .arg(&kubeconfig)
+            .args(["explain", "tfjob.spec.runPolicy.cleanPodPolicy"])
+            .output()
+            .expect("kubectl runs");
+        if out.status.success() || std::time::Instant::now() > deadline {
+            break out;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -107,6 +107,7 @@ async fn worker0_success_succeeds_the_job_and_cleans_the_ps() {
     t.create_job(job("mnist", &[("PS", 1, ""), ("Worker", 2, "")]))
         .await;
     running_pods(&t, 3).await;
+    wait_job(&t, "mnist", "Running", T, |j| has_condition(j, "Running")).await;
     t.exit_pod("mnist-worker-0", 0).await;
     let job = wait_job(&t, "mnist", "Succeeded", T, |j| {
         has_condition(j, "Succeeded")

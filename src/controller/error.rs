@@ -31,6 +31,11 @@ pub enum Error {
         /// When to look again at the latest (their delete events usually come first).
         recheck_after: std::time::Duration,
     },
+    /// The pod/service caches were dropped before they finished their initial list.
+    #[error(
+        "the pod and service caches are not ready (watch failed to start); check RBAC for pods and services"
+    )]
+    CacheNotReady,
     /// The object from the cache lacks a field the API server always sets.
     #[error("TFJob is missing metadata.{0}; is the API server serving kubeflow.org/v1 correctly?")]
     MissingMetadata(&'static str),
@@ -47,6 +52,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::ChildrenRemaining { .. } => "cleanup_pending",
             Error::MissingMetadata(_) => "invalid_object",
+            Error::CacheNotReady => "cache",
             Error::Finalizer(_) => "finalizer",
         }
     }

@@ -195,6 +195,21 @@ async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
 async fn reconcile(job: Arc<TFJob>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let span = info_span!("reconcile", namespace = %job.namespace().unwrap_or_default(), name = %job.name_any());
     async move {
+        // Never decide on a partial view: right after (re)start the pod and service caches may
+        // still be listing, and an empty cache would look like "all children gone".
+        // Waiting is bounded so the controller keeps polling the watches that fill the caches.
+        let ready = async {
+            ctx.pods.wait_until_ready().await.is_ok()
+                && ctx.services.wait_until_ready().await.is_ok()
+        };
+        match tokio::time::timeout(Duration::from_millis(200), ready).await {
+            Ok(true) => {}
+            Ok(false) => return Err(Error::CacheNotReady),
+            Err(_) => {
+                debug!("caches still listing; looking again shortly");
+                return Ok(Requeue::requeue(Duration::from_millis(500)));
+            }
+        }
         let run_policy = effective_run_policy(&job.spec, ctx.config.plan.default_clean_pod_policy);
         let ours = job.finalizers().iter().any(|f| f == FINALIZER);
         if run_policy.managed_elsewhere() && !ours {
