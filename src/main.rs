@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tfjob_operator::api::CleanPodPolicy;
 use tfjob_operator::controller::{self, ControllerConfig};
 use tfjob_operator::plan::PlanConfig;
+use tfjob_operator::runtime::http;
+use tfjob_operator::runtime::metrics::Metrics;
 use tracing_subscriber::EnvFilter;
 
 /// A Kubernetes operator for TensorFlow training jobs (TFJob, kubeflow.org/v1).
@@ -49,6 +51,9 @@ enum Command {
         /// Watch only this namespace.
         #[arg(long, env = "KUBEFLOW_NAMESPACE")]
         namespace: Option<String>,
+        /// Address of the /healthz, /readyz and /metrics endpoints.
+        #[arg(long, env = "TFJOB_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+        http_addr: std::net::SocketAddr,
     },
     /// Print the TFJob CustomResourceDefinition as YAML.
     Crd,
@@ -108,6 +113,7 @@ async fn main() -> ExitCode {
             cluster_domain,
             force_delete_after_seconds,
             namespace,
+            http_addr,
         } => {
             init_tracing();
             let client = match kube::Client::try_default().await {
@@ -132,8 +138,36 @@ async fn main() -> ExitCode {
                 force_delete_after: Duration::from_secs(force_delete_after_seconds),
                 namespace,
             };
-            controller::run(client, config, shutdown_signal()).await;
-            ExitCode::SUCCESS
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                tracing::info!("shutdown requested");
+                let _ = stop_tx.send(true);
+            });
+            let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            let listener = match http::bind(http_addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: cannot listen on {http_addr} (--http-addr): {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let metrics = std::sync::Arc::new(Metrics::new());
+            let server = tokio::spawn(http::serve(
+                listener,
+                metrics.clone(),
+                stopped(stop_rx.clone()),
+            ));
+            controller::run(client, config, metrics, stopped(stop_rx)).await;
+            match server.await {
+                Ok(Err(e)) => {
+                    eprintln!("error: HTTP endpoints on {http_addr}: {e}");
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
         Command::ReleaseFinalizers {
             namespace,

@@ -10,11 +10,14 @@ use tracing::{debug, warn};
 use super::error::{Error, is_status};
 use crate::api::TFJob;
 use crate::plan::{Action, ChildRef, EventKind, JobEvent};
+use crate::runtime::metrics::Metrics;
 
 /// Publishes events on a TFJob; failures are logged, never fatal.
-pub async fn publish(recorder: &Recorder, job: &TFJob, events: Vec<JobEvent>) {
+pub async fn publish(recorder: &Recorder, metrics: &Metrics, job: &TFJob, events: Vec<JobEvent>) {
     let reference = job.object_ref(&());
+    let ns = job.namespace().unwrap_or_default();
     for e in events {
+        metrics.count_event(&ns, &e.reason);
         let ev = Event {
             type_: match e.kind {
                 EventKind::Normal => EventType::Normal,
@@ -157,6 +160,7 @@ async fn delete_pod(pods: &Api<Pod>, ns: &str, child: &ChildRef, grace: Option<u
 pub async fn execute(
     client: &kube::Client,
     recorder: &Recorder,
+    metrics: &Metrics,
     job: &TFJob,
     actions: Vec<Action>,
 ) -> Result<(), Error> {
@@ -174,6 +178,6 @@ pub async fn execute(
             first_error = o.error;
         }
     }
-    publish(recorder, job, events).await;
+    publish(recorder, metrics, job, events).await;
     first_error.map_or(Ok(()), Err)
 }

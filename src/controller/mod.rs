@@ -27,6 +27,7 @@ use crate::api::defaults::effective_run_policy;
 use crate::api::labels::{JOB_NAME_LABEL, MANAGED_SELECTOR};
 use crate::plan::cleanup::{FINALIZER, plan_cleanup};
 use crate::plan::{self, PlanConfig};
+use crate::runtime::metrics::{ErrorLabels, Metrics};
 pub use error::Error;
 use error::is_status;
 
@@ -62,6 +63,7 @@ pub struct Context {
     services: Store<Service>,
     config: ControllerConfig,
     backoff: backoff::ErrorBackoff,
+    metrics: Arc<Metrics>,
 }
 
 fn key(job: &TFJob) -> String {
@@ -105,7 +107,15 @@ async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
     // is harmless: creates tolerate AlreadyExists and deletes NotFound.
     for attempt in 0..3 {
         let decision = plan::plan(&job, &pods, &services, Timestamp::now(), &ctx.config.plan);
-        act::execute(&ctx.client, &ctx.recorder, &job, decision.actions).await?;
+        let first_pass = job.status.as_ref().is_none_or(|s| s.conditions.is_empty());
+        act::execute(
+            &ctx.client,
+            &ctx.recorder,
+            &ctx.metrics,
+            &job,
+            decision.actions,
+        )
+        .await?;
         if let Some(status) = decision.status {
             match write_status(ctx, &job, status).await {
                 Err(Error::Conflict(_)) if attempt < 2 => {
@@ -115,7 +125,11 @@ async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
                 other => other?,
             }
         }
-        act::publish(&ctx.recorder, &job, decision.events).await;
+        if first_pass {
+            ctx.metrics
+                .count_event(&job.namespace().unwrap_or_default(), "TFJobCreated");
+        }
+        act::publish(&ctx.recorder, &ctx.metrics, &job, decision.events).await;
         return Ok(match decision.requeue_after {
             // A little slack so the deadline has surely passed when we look again.
             Some(after) => Requeue::requeue(after + Duration::from_millis(50)),
@@ -179,8 +193,15 @@ async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
         debug!("children gone; releasing the TFJob");
         return Ok(Requeue::await_change());
     }
-    act::publish(&ctx.recorder, &job, decision.events.clone()).await;
-    act::execute(&ctx.client, &ctx.recorder, &job, decision.actions.clone()).await?;
+    act::publish(&ctx.recorder, &ctx.metrics, &job, decision.events.clone()).await;
+    act::execute(
+        &ctx.client,
+        &ctx.recorder,
+        &ctx.metrics,
+        &job,
+        decision.actions.clone(),
+    )
+    .await?;
     // Keep the finalizer: the pod/service delete events wake us up again.
     Err(Error::ChildrenRemaining {
         job: key(&job),
@@ -193,6 +214,8 @@ async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
 }
 
 async fn reconcile(job: Arc<TFJob>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let started = std::time::Instant::now();
+    ctx.metrics.reconciles.inc();
     let span = info_span!("reconcile", namespace = %job.namespace().unwrap_or_default(), name = %job.name_any());
     async move {
         // Never decide on a partial view: right after (re)start the pod and service caches may
@@ -231,6 +254,9 @@ async fn reconcile(job: Arc<TFJob>, ctx: Arc<Context>) -> Result<Requeue, Error>
         if result.is_ok() {
             ctx.backoff.succeeded(&key(&job));
         }
+        ctx.metrics
+            .reconcile_duration
+            .observe(started.elapsed().as_secs_f64());
         result
     }
     .instrument(span)
@@ -242,6 +268,12 @@ fn error_policy(job: Arc<TFJob>, err: &Error, ctx: Arc<Context>) -> Requeue {
         debug!(job = %key(&job), error = %err, "cleanup pending");
         return Requeue::requeue(recheck);
     }
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            category: err.category().into(),
+        })
+        .inc();
     let delay = ctx.backoff.failed(&key(&job));
     if err.is_expected() {
         debug!(job = %key(&job), error = %err, ?delay, "requeue");
@@ -255,6 +287,7 @@ fn error_policy(job: Arc<TFJob>, err: &Error, ctx: Arc<Context>) -> Requeue {
 pub async fn run(
     client: Client,
     config: ControllerConfig,
+    metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (jobs, pods_api, services_api): (Api<TFJob>, Api<Pod>, Api<Service>) =
@@ -297,6 +330,16 @@ pub async fn run(
         services,
         backoff: backoff::ErrorBackoff::new(Duration::from_millis(500), Duration::from_secs(300)),
         config: config.clone(),
+        metrics: metrics.clone(),
+    });
+    let (ready_pods, ready_services) = (ctx.pods.clone(), ctx.services.clone());
+    tokio::spawn(async move {
+        if ready_pods.wait_until_ready().await.is_ok()
+            && ready_services.wait_until_ready().await.is_ok()
+        {
+            info!("pod and service caches synced");
+            metrics.set_ready();
+        }
     });
     info!(concurrency = config.concurrency, namespace = ?config.namespace, "starting TFJob controller");
     Controller::new(jobs, watcher::Config::default())

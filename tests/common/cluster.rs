@@ -182,7 +182,8 @@ pub struct Operator {
 impl Operator {
     pub fn start(client: Client, config: ControllerConfig) -> Self {
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(controller::run(client, config, async move {
+        let metrics = std::sync::Arc::new(tfjob_operator::runtime::metrics::Metrics::new());
+        let handle = tokio::spawn(controller::run(client, config, metrics, async move {
             let _ = rx.await;
         }));
         Self {

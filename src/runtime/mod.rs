@@ -1,0 +1,4 @@
+//! Wiring at the edge: HTTP endpoints and metrics.
+
+pub mod http;
+pub mod metrics;
