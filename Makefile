@@ -3,13 +3,14 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CRD := crds/kubeflow.org_tfjobs.yaml
 
-.PHONY: build crd cluster cluster-up cluster-down test unit-test lint fmt demo
+.PHONY: build crd cluster test unit-test e2e lint fmt demo demo-down bench
 
 build: ## Build the operator (release)
 	$(CARGO) build --release --locked
 
 crd: ## Regenerate the checked-in CRD from the Rust types
 	$(CARGO) run --quiet --locked -- crd > $(CRD)
+	cp $(CRD) charts/tfjob-operator/$(CRD)
 
 cluster: ## Build (or reuse from cache) the local control plane binaries
 	tests/cluster/build.sh
@@ -24,9 +25,28 @@ fmt:
 unit-test: ## Tests that need no cluster
 	$(CARGO) test --locked
 
-test: ## Unit tests and cluster tests against a real local control plane
+test: ## Unit tests, cluster tests and the e2e suite against a real local control plane
 	@set -euo pipefail; \
 	$(CARGO) build --locked --bins --tests; \
-	dir=$$(tests/cluster/up.sh | tail -n1); \
+	dir=$$(mktemp -d /tmp/tfjob-test-cluster.XXXXXX); \
+	dir=$$(tests/cluster/up.sh "$$dir" | tail -n1); \
 	trap 'tests/cluster/down.sh "$$dir"' EXIT; \
-	TFJOB_TEST_CLUSTER="$$dir" TFJOB_REQUIRE_CLUSTER=1 $(CARGO) test --locked -- --test-threads=4
+	TFJOB_TEST_CLUSTER="$$dir" TFJOB_REQUIRE_CLUSTER=1 $(CARGO) test --locked -- --test-threads=4; \
+	PATH="$$dir/bin:$$PATH" KUBECONFIG="$$dir/kubeconfig" tests/e2e/run.sh
+
+e2e: ## The e2e suite against $$KUBECONFIG (E2E_MODE=local|in-cluster)
+	$(CARGO) build --locked --bins
+	tests/e2e/run.sh
+
+demo: ## Build, start a local control plane, install the chart, run a TFJob to Succeeded
+	tests/e2e/demo.sh
+
+demo-down: ## Stop what `make demo` started
+	tests/e2e/demo.sh down
+
+BENCH_JOBS ?= 100
+bench: ## Scale benchmark (BENCH_JOBS TFJobs of 1 PS + 2 Workers) on a local control plane
+	@set -euo pipefail; \
+	$(CARGO) build --locked --release --bins; \
+	dir=$${TFJOB_TEST_CLUSTER:-$$(tests/cluster/up.sh /tmp/tfjob-operator-bench | tail -n1)}; \
+	$(CARGO) bench --locked --bench scale -- --jobs $(BENCH_JOBS) --cluster "$$dir" --json target/bench-$(BENCH_JOBS).json

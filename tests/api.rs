@@ -59,6 +59,20 @@ fn checked_in_crd_is_in_sync() {
 }
 
 #[test]
+fn helm_chart_ships_the_same_crd() {
+    let path = fixture_path("../../charts/tfjob-operator/crds/kubeflow.org_tfjobs.yaml");
+    let generated = crd::crd_yaml();
+    if std::env::var_os("UPDATE_CRDS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let shipped = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        shipped == generated,
+        "charts/tfjob-operator/crds/kubeflow.org_tfjobs.yaml is out of date; run `make crd`"
+    );
+}
+
+#[test]
 fn crd_is_small_enough_for_client_side_apply() {
     let compact = serde_json::to_string(&crd::crd()).unwrap();
     // kubectl apply stores the object in an annotation limited to 256 KiB.

@@ -1,7 +1,7 @@
 //! Executing a plan: the only place that writes pods, services, TFJobs and events.
 
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
@@ -26,7 +26,20 @@ pub async fn publish(recorder: &Recorder, metrics: &Metrics, job: &TFJob, events
             action: e.reason.clone(),
             reason: e.reason,
             note: Some(e.message),
-            secondary: None,
+            secondary: e.related.map(|(kind, name)| ObjectReference {
+                api_version: Some(
+                    if kind == "TFJob" {
+                        "kubeflow.org/v1"
+                    } else {
+                        "v1"
+                    }
+                    .into(),
+                ),
+                kind: Some(kind.into()),
+                name: Some(name),
+                namespace: Some(ns.clone()),
+                ..Default::default()
+            }),
         };
         if let Err(err) = recorder.publish(&ev, &reference).await {
             warn!(error = %err, reason = %ev.reason, "could not publish event");
@@ -55,11 +68,12 @@ fn ok(event: Option<JobEvent>) -> Outcome {
     Outcome { event, error: None }
 }
 
-fn normal(reason: &str, message: String) -> Option<JobEvent> {
+fn normal(reason: &str, message: String, related: (&'static str, &str)) -> Option<JobEvent> {
     Some(JobEvent {
         kind: EventKind::Normal,
         reason: reason.into(),
         message,
+        related: Some((related.0, related.1.to_string())),
     })
 }
 
@@ -69,6 +83,7 @@ fn failed(reason: &str, action: String, source: kube::Error) -> Outcome {
             kind: EventKind::Warning,
             reason: reason.into(),
             message: format!("Error {action}: {source}"),
+            related: None,
         }),
         error: Some(Error::Api { action, source }),
     }
@@ -84,6 +99,7 @@ async fn run_one(client: &kube::Client, job: &TFJob, ns: &str, action: Action) -
                 Ok(_) => ok(normal(
                     "SuccessfulCreatePod",
                     format!("Created pod: {name}"),
+                    ("Pod", &name),
                 )),
                 // Deterministic names: it was created by an earlier pass.
                 Err(e) if is_status(&e, 409) => ok(None),
@@ -96,6 +112,7 @@ async fn run_one(client: &kube::Client, job: &TFJob, ns: &str, action: Action) -
                 Ok(_) => ok(normal(
                     "SuccessfulCreateService",
                     format!("Created service: {name}"),
+                    ("Service", &name),
                 )),
                 Err(e) if is_status(&e, 409) => ok(None),
                 Err(e) => failed(
@@ -115,6 +132,7 @@ async fn run_one(client: &kube::Client, job: &TFJob, ns: &str, action: Action) -
                 Ok(_) => ok(normal(
                     "SuccessfulDeleteService",
                     format!("Deleted service: {}", child.name),
+                    ("Service", &child.name),
                 )),
                 // Gone already, or replaced by a newer object of the same name.
                 Err(e) if is_status(&e, 404) || is_status(&e, 409) => ok(None),
@@ -132,6 +150,7 @@ async fn run_one(client: &kube::Client, job: &TFJob, ns: &str, action: Action) -
                 Ok(_) => ok(normal(
                     "SuccessfulDeleteJob",
                     format!("Deleted job: {name}"),
+                    ("TFJob", &name),
                 )),
                 Err(e) if is_status(&e, 404) => ok(None),
                 Err(e) => failed("FailedDeleteJob", format!("deleting TFJob {ns}/{name}"), e),
@@ -145,6 +164,7 @@ async fn delete_pod(pods: &Api<Pod>, ns: &str, child: &ChildRef, grace: Option<u
         Ok(_) => ok(normal(
             "SuccessfulDeletePod",
             format!("Deleted pod: {}", child.name),
+            ("Pod", &child.name),
         )),
         Err(e) if is_status(&e, 404) || is_status(&e, 409) => ok(None),
         Err(e) => failed(

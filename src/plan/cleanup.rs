@@ -79,6 +79,7 @@ pub fn plan_cleanup(
                             r.name,
                             force_after.as_secs()
                         ),
+                        related: Some(("Pod", r.name.clone())),
                     });
                     plan.actions.push(Action::ForceDeletePod(r));
                 } else {

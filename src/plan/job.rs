@@ -379,6 +379,7 @@ fn reconcile_replicas(
                             id.namespace,
                             pod.name_any()
                         ),
+                        related: Some(("Pod", pod.name_any())),
                     });
                     if retry && limit.is_some_and(|l| restarts + 1 > l) {
                         pass.past_backoff_limit = true;

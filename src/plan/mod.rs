@@ -80,6 +80,9 @@ pub struct JobEvent {
     pub reason: String,
     /// Human-readable message.
     pub message: String,
+    /// The child the event is about (kind, name), e.g. ("Pod", "job-worker-0"). Events about
+    /// different children are kept apart instead of being folded into one series.
+    pub related: Option<(&'static str, String)>,
 }
 
 /// What the planner decided for one job.
@@ -101,6 +104,7 @@ impl Plan {
             kind,
             reason: reason.to_string(),
             message: message.into(),
+            related: None,
         });
     }
 

@@ -6,7 +6,8 @@
 #
 # Usage: up.sh [DIR]   (DIR defaults to $TFJOB_CLUSTER_DIR or /tmp/tfjob-operator-cluster)
 # Idempotent: if DIR already holds a healthy cluster it is reused. The last line of stdout is DIR,
-# which holds kubeconfig (cluster-admin), bin/ (kubectl, helm, components), logs/ and pids/.
+# which holds kubeconfig (cluster-admin), operator.kubeconfig (user tfjob-operator, whose requests
+# are recorded in logs/audit.log), bin/ (kubectl, helm, components), logs/ and pids/.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 dir="${1:-${TFJOB_CLUSTER_DIR:-/tmp/tfjob-operator-cluster}}"
@@ -54,6 +55,9 @@ if [[ ! -f "$pki/admin.crt" ]]; then
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
     echo "$(openssl rand -hex 16),admin-token,admin-token,system:masters" > tokens.csv
+    # A separate identity for an operator run by benchmarks, so its requests can be told apart
+    # in the audit log (audit-policy.yaml records this user only).
+    echo "$(openssl rand -hex 16),tfjob-operator,tfjob-operator,system:masters" >> tokens.csv
   )
 fi
 
@@ -75,6 +79,34 @@ contexts:
   context: {cluster: local, user: admin}
 current-context: local
 KC
+
+operator_token="$(awk -F, '$2=="tfjob-operator" {print $1}' "$pki/tokens.csv")"
+cat > "$dir/operator.kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: https://127.0.0.1:$AP
+    certificate-authority: $pki/ca.crt
+users:
+- name: tfjob-operator
+  user:
+    token: $operator_token
+contexts:
+- name: local
+  context: {cluster: local, user: tfjob-operator}
+current-context: local
+KC
+cat > "$dir/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  users: [tfjob-operator]
+- level: None
+POLICY
 
 spawn() { # name, then the command
   local name="$1"; shift
@@ -113,6 +145,8 @@ spawn kube-apiserver "$bin/kube-apiserver" \
   --service-cluster-ip-range=10.96.0.0/16 \
   --authorization-mode=RBAC --allow-privileged=true \
   --max-requests-inflight=1000 --max-mutating-requests-inflight=500 \
+  --audit-policy-file="$dir/audit-policy.yaml" --audit-log-path="$dir/logs/audit.log" \
+  --audit-log-format=json --audit-log-maxsize=1024 \
   --profiling=false --v=1
 wait_for kube-apiserver 90 curl -sf --cacert "$pki/ca.crt" "https://127.0.0.1:$AP/readyz"
 

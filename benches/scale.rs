@@ -1,0 +1,486 @@
+//! Scale benchmark: N TFJobs through their whole life on a real control plane, against the raw
+//! cost of creating and deleting the same pods and services directly.
+//!
+//! `cargo bench --bench scale -- --jobs 100 --cluster DIR` (DIR from tests/cluster/up.sh). The
+//! operator is started as a child process with the cluster's `operator.kubeconfig`, whose user
+//! is the only one recorded in the API server's audit log: that is where the API requests of the
+//! operator are counted, by verb and resource.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use futures::{StreamExt, stream};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Config, ResourceExt};
+use serde_json::{Value, json};
+use tfjob_operator::api::TFJob;
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Number of TFJobs.
+    #[arg(long, default_value_t = 100)]
+    jobs: usize,
+    /// PS replicas per job.
+    #[arg(long, default_value_t = 1)]
+    ps: i32,
+    /// Worker replicas per job.
+    #[arg(long, default_value_t = 2)]
+    workers: i32,
+    /// Operator concurrency.
+    #[arg(long, default_value_t = 16)]
+    concurrency: u16,
+    /// Client requests in flight when the bench creates/annotates objects.
+    #[arg(long, default_value_t = 32)]
+    parallel: usize,
+    /// Cluster directory printed by tests/cluster/up.sh.
+    #[arg(long, env = "TFJOB_TEST_CLUSTER")]
+    cluster: PathBuf,
+    /// Operator binary.
+    #[arg(long, default_value = "target/release/tfjob-operator")]
+    operator: PathBuf,
+    /// Write every figure as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+async fn client(path: &Path) -> Client {
+    let kc = Kubeconfig::read_from(path).expect("kubeconfig");
+    let mut cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    cfg.read_timeout = Some(Duration::from_secs(300));
+    Client::try_from(cfg).expect("client")
+}
+
+/// CPU seconds and peak RSS of a process, from /proc.
+fn proc_usage(pid: u32) -> (f64, u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks / 100.0, kb("VmHWM:"), kb("VmRSS:"))
+}
+
+/// Requests of the operator's user in the audit log, between two offsets, by "verb resource".
+fn audit_counts(log: &Path, from: u64, to: u64) -> BTreeMap<String, u64> {
+    let text = std::fs::read(log).unwrap_or_default();
+    let slice = &text[(from as usize).min(text.len())..(to as usize).min(text.len())];
+    let mut counts = BTreeMap::new();
+    for line in slice.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(v) = serde_json::from_slice::<Value>(line) else {
+            continue;
+        };
+        if v["stage"] != "ResponseComplete" {
+            continue;
+        }
+        let o = &v["objectRef"];
+        let mut resource = o["resource"].as_str().unwrap_or("?").to_string();
+        if let Some(sub) = o["subresource"].as_str() {
+            resource = format!("{resource}/{sub}");
+        }
+        *counts
+            .entry(format!(
+                "{} {}",
+                v["verb"].as_str().unwrap_or("?"),
+                resource
+            ))
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+fn log_len(log: &Path) -> u64 {
+    std::fs::metadata(log).map(|m| m.len()).unwrap_or(0)
+}
+
+fn job(name: &str, ps: i32, workers: i32) -> TFJob {
+    let c = json!({"spec": {"containers": [{"name": "tensorflow", "image": "tensorflow/tensorflow:2.15.0"}]}});
+    serde_json::from_value(json!({
+        "apiVersion": "kubeflow.org/v1", "kind": "TFJob", "metadata": {"name": name},
+        "spec": {"tfReplicaSpecs": {"PS": {"replicas": ps, "template": c}, "Worker": {"replicas": workers, "template": c}}}
+    }))
+    .unwrap()
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Watches `api` until `done` holds for the whole list; calls `seen` on every applied object.
+async fn watch_until<K>(api: Api<K>, mut seen: impl FnMut(&K), done: impl Fn(&[Arc<K>]) -> bool)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = kube::runtime::reflector::store();
+    let s = kube::runtime::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    );
+    futures::pin_mut!(s);
+    let mut synced = false;
+    while let Some(ev) = s.next().await {
+        match ev {
+            Ok(watcher::Event::InitDone) => synced = true,
+            Ok(watcher::Event::Apply(o)) | Ok(watcher::Event::InitApply(o)) => seen(&o),
+            _ => {}
+        }
+        if synced && done(&store.state()) {
+            return;
+        }
+    }
+}
+
+fn has(j: &TFJob, t: &str) -> bool {
+    j.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == t && c.status == "True")
+    })
+}
+
+#[derive(Default, serde::Serialize)]
+struct Phase {
+    name: String,
+    wall_seconds: f64,
+    latency_p50_seconds: Option<f64>,
+    latency_p95_seconds: Option<f64>,
+    latency_max_seconds: Option<f64>,
+    operator_cpu_seconds: f64,
+    operator_peak_rss_mib: f64,
+    operator_requests: BTreeMap<String, u64>,
+    raw_seconds: Option<f64>,
+    ratio_to_raw: Option<f64>,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let admin = client(&args.cluster.join("kubeconfig")).await;
+    let audit = args.cluster.join("logs/audit.log");
+    let ns = format!("bench-{}", Timestamp::now().as_second());
+    let nsapi: Api<Namespace> = Api::all(admin.clone());
+    nsapi
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
+    let svcs: Api<Service> = Api::namespaced(admin.clone(), &ns);
+    let jobs: Api<TFJob> = Api::namespaced(admin.clone(), &ns);
+    let per_job = (args.ps + args.workers) as usize;
+    let n_pods = args.jobs * per_job;
+    println!(
+        "benchmark: {} TFJobs x ({} PS + {} Worker) = {n_pods} pods + {n_pods} services, operator concurrency {}",
+        args.jobs, args.ps, args.workers, args.concurrency
+    );
+
+    // Raw: the same pods and services created and deleted directly by this client.
+    let raw_up = Instant::now();
+    let objs: Vec<(String, String)> = (0..args.jobs)
+        .flat_map(|i| (0..per_job).map(move |k| (format!("raw-{i}-{k}"), format!("raw-{i}"))))
+        .collect();
+    stream::iter(objs.clone())
+        .for_each_concurrent(args.parallel, |(name, group)| {
+            let (pods, svcs) = (pods.clone(), svcs.clone());
+            async move {
+                let labels = json!({"bench": "raw", "group": group, "name": name});
+                let p: Pod = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels},
+                    "spec": {"containers": [{"name": "tensorflow", "image": "tensorflow/tensorflow:2.15.0"}]}})).unwrap();
+                let s: Service = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels},
+                    "spec": {"clusterIP": "None", "selector": labels, "ports": [{"name": "tfjob-port", "port": 2222}]}})).unwrap();
+                pods.create(&PostParams::default(), &p).await.expect("raw pod");
+                svcs.create(&PostParams::default(), &s).await.expect("raw service");
+            }
+        })
+        .await;
+    watch_until(
+        pods.clone(),
+        |_| {},
+        |all| {
+            all.iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count()
+                == n_pods
+        },
+    )
+    .await;
+    let raw_up = raw_up.elapsed().as_secs_f64();
+    let raw_down = Instant::now();
+    pods.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("bench=raw"),
+    )
+    .await
+    .unwrap();
+    svcs.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("bench=raw"),
+    )
+    .await
+    .unwrap();
+    watch_until(pods.clone(), |_| {}, |all| all.is_empty()).await;
+    watch_until(svcs.clone(), |_| {}, |all| all.is_empty()).await;
+    let raw_down = raw_down.elapsed().as_secs_f64();
+    println!("raw: create + Running {raw_up:.2}s, delete {raw_down:.2}s");
+
+    // The operator, as the audited user, watching this namespace.
+    let mut op = std::process::Command::new(&args.operator)
+        .args([
+            "run",
+            "--namespace",
+            &ns,
+            "--http-addr",
+            "127.0.0.1:0",
+            "--concurrency",
+            &args.concurrency.to_string(),
+        ])
+        .env("KUBECONFIG", args.cluster.join("operator.kubeconfig"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("operator starts");
+    let pid = op.id();
+    tokio::time::sleep(Duration::from_millis(500)).await; // let it list (empty) before the clock starts
+    let mut phases: Vec<Phase> = Vec::new();
+    let mut mark = (proc_usage(pid).0, log_len(&audit));
+    let mut close =
+        |name: &str, wall: f64, lat: Option<Vec<f64>>, raw: Option<f64>, mark: &mut (f64, u64)| {
+            let (cpu, hwm, _) = proc_usage(pid);
+            let end = log_len(&audit);
+            let p = Phase {
+                name: name.into(),
+                wall_seconds: wall,
+                latency_p50_seconds: lat.clone().map(|l| percentile(l, 0.5)),
+                latency_p95_seconds: lat.clone().map(|l| percentile(l, 0.95)),
+                latency_max_seconds: lat.map(|l| percentile(l, 1.0)),
+                operator_cpu_seconds: cpu - mark.0,
+                operator_peak_rss_mib: hwm as f64 / 1024.0,
+                operator_requests: audit_counts(&audit, mark.1, end),
+                raw_seconds: raw,
+                ratio_to_raw: raw.map(|r| wall / r),
+            };
+            *mark = (cpu, end);
+            phases.push(p);
+        };
+
+    // 1. create
+    let t0 = Instant::now();
+    let created: Arc<std::sync::Mutex<BTreeMap<String, Instant>>> = Default::default();
+    stream::iter(0..args.jobs)
+        .for_each_concurrent(args.parallel, |i| {
+            let (jobs, created) = (jobs.clone(), created.clone());
+            let j = job(&format!("job-{i}"), args.ps, args.workers);
+            async move {
+                jobs.create(&PostParams::default(), &j)
+                    .await
+                    .expect("job created");
+                created.lock().unwrap().insert(j.name_any(), Instant::now());
+            }
+        })
+        .await;
+    close(
+        "1 create",
+        t0.elapsed().as_secs_f64(),
+        None,
+        None,
+        &mut mark,
+    );
+
+    // 2. all Running with every pod and service
+    let mut running_at: BTreeMap<String, Instant> = BTreeMap::new();
+    watch_until(
+        jobs.clone(),
+        |j| {
+            if has(j, "Running") {
+                running_at.entry(j.name_any()).or_insert_with(Instant::now);
+            }
+        },
+        |all| all.len() == args.jobs && all.iter().all(|j| has(j, "Running")),
+    )
+    .await;
+    watch_until(
+        pods.clone(),
+        |_| {},
+        |all| {
+            all.iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count()
+                == n_pods
+        },
+    )
+    .await;
+    watch_until(svcs.clone(), |_| {}, |all| all.len() == n_pods).await;
+    let created = created.lock().unwrap().clone();
+    let lat: Vec<f64> = running_at
+        .iter()
+        .filter_map(|(n, t)| {
+            created
+                .get(n)
+                .map(|c| t.saturating_duration_since(*c).as_secs_f64())
+        })
+        .collect();
+    close(
+        "2 all Running",
+        t0.elapsed().as_secs_f64(),
+        Some(lat),
+        Some(raw_up),
+        &mut mark,
+    );
+
+    // 3. all Succeeded: worker 0 of every job exits 0
+    let t2 = Instant::now();
+    let exited: Arc<std::sync::Mutex<BTreeMap<String, Instant>>> = Default::default();
+    stream::iter(0..args.jobs)
+        .for_each_concurrent(args.parallel, |i| {
+            let (pods, exited) = (pods.clone(), exited.clone());
+            async move {
+                let patch =
+                    json!({"metadata": {"annotations": {"test.tfjob-operator.io/exit-code": "0"}}});
+                pods.patch(
+                    &format!("job-{i}-worker-0"),
+                    &PatchParams::default(),
+                    &Patch::Merge(patch),
+                )
+                .await
+                .expect("annotate");
+                exited
+                    .lock()
+                    .unwrap()
+                    .insert(format!("job-{i}"), Instant::now());
+            }
+        })
+        .await;
+    let mut done_at: BTreeMap<String, Instant> = BTreeMap::new();
+    watch_until(
+        jobs.clone(),
+        |j| {
+            if has(j, "Succeeded") {
+                done_at.entry(j.name_any()).or_insert_with(Instant::now);
+            }
+        },
+        |all| all.iter().all(|j| has(j, "Succeeded")),
+    )
+    .await;
+    let exited = exited.lock().unwrap().clone();
+    let lat: Vec<f64> = done_at
+        .iter()
+        .filter_map(|(n, t)| {
+            exited
+                .get(n)
+                .map(|c| t.saturating_duration_since(*c).as_secs_f64())
+        })
+        .collect();
+    // Let cleanPodPolicy (Running) finish before the next phase.
+    watch_until(pods.clone(), |_| {}, |all| all.len() == args.jobs).await;
+    close(
+        "3 all Succeeded",
+        t2.elapsed().as_secs_f64(),
+        Some(lat),
+        None,
+        &mut mark,
+    );
+
+    // 4. one collection delete
+    let t3 = Instant::now();
+    jobs.delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .unwrap();
+    watch_until(jobs.clone(), |_| {}, |all| all.is_empty()).await;
+    watch_until(pods.clone(), |_| {}, |all| all.is_empty()).await;
+    watch_until(svcs.clone(), |_| {}, |all| all.is_empty()).await;
+    close(
+        "4 collection delete",
+        t3.elapsed().as_secs_f64(),
+        None,
+        Some(raw_down),
+        &mut mark,
+    );
+
+    // Idle: 1000s of jobs idle is measured as CPU over 20 s with nothing happening.
+    let _ = op.kill();
+    let _ = op.wait();
+    let _ = nsapi.delete(&ns, &DeleteParams::default()).await;
+
+    println!(
+        "\n{:<22} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7}  requests",
+        "phase", "wall s", "p50 s", "p95 s", "max s", "CPU s", "peak MiB", "x raw"
+    );
+    for p in &phases {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+        let total: u64 = p.operator_requests.values().sum();
+        println!(
+            "{:<22} {:>8.2} {:>8} {:>8} {:>8} {:>8.2} {:>9.1} {:>7}  {total}: {:?}",
+            p.name,
+            p.wall_seconds,
+            f(p.latency_p50_seconds),
+            f(p.latency_p95_seconds),
+            f(p.latency_max_seconds),
+            p.operator_cpu_seconds,
+            p.operator_peak_rss_mib,
+            f(p.ratio_to_raw),
+            p.operator_requests
+        );
+    }
+    let mut all: BTreeMap<String, u64> = BTreeMap::new();
+    for p in &phases {
+        for (k, v) in &p.operator_requests {
+            *all.entry(k.clone()).or_default() += v;
+        }
+    }
+    let total: u64 = all.values().sum();
+    println!(
+        "operator API requests per job: {:.2} ({total} in all: {all:?})",
+        total as f64 / args.jobs as f64
+    );
+    if let Some(path) = &args.json {
+        let out = json!({
+            "jobs": args.jobs, "ps": args.ps, "workers": args.workers, "concurrency": args.concurrency,
+            "raw": {"create_running_seconds": raw_up, "delete_seconds": raw_down},
+            "phases": phases, "requests_total": all, "requests_per_job": total as f64 / args.jobs as f64,
+            "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&out).unwrap()).expect("write json");
+        println!("wrote {}", path.display());
+    }
+}

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# End-to-end suite against whatever KUBECONFIG points to.
+#
+#   E2E_MODE=local (default): the chart is installed (its Deployment's pod is faked by kwok on the
+#     local control plane) and the real operator binary runs on this host with a kubeconfig that
+#     carries the chart's ServiceAccount token, so the chart's RBAC is what is exercised.
+#   E2E_MODE=in-cluster: the chart's Deployment runs the operator image (kind, see kind.sh).
+#
+# Steps: helm lint, template validated by the API server (dry-run), install, run examples to
+# Running / Succeeded, `kubectl delete tfjobs --all`, upgrade, uninstall (pre-delete hook), and
+# a check that nothing is left behind. Prints its wall time.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+: "${KUBECONFIG:?set KUBECONFIG}"
+mode="${E2E_MODE:-local}"
+bin="${TFJOB_OPERATOR_BIN:-$root/target/debug/tfjob-operator}"
+release=tfjob-operator
+sys_ns=tfjob-system
+ns=e2e
+start=$(date +%s)
+work="$(mktemp -d)"
+op_pid=""
+log() { echo "[e2e $(date +%H:%M:%S)] $*"; }
+fail() { echo "[e2e] FAIL: $*" >&2; [[ -f "$work/operator.log" ]] && tail -n 40 "$work/operator.log" >&2; exit 1; }
+cleanup() {
+  [[ -n "$op_pid" ]] && kill "$op_pid" 2>/dev/null && wait "$op_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+k() { kubectl "$@"; }
+# wait_cond KIND/NAME NAMESPACE TYPE TIMEOUT: until condition TYPE is True (kubectl wait errors
+# out while .status.conditions is still empty, so poll).
+wait_cond() {
+  local deadline=$(( $(date +%s) + $4 )) ns_args=()
+  [[ -n "$2" ]] && ns_args=(-n "$2")
+  until [[ "$(k get "$1" "${ns_args[@]}" -o jsonpath="{.status.conditions[?(@.type==\"$3\")].status}" 2>/dev/null)" == True ]]; do
+    (( $(date +%s) < deadline )) || return 1
+    sleep 0.5
+  done
+}
+
+log "helm lint"
+helm lint "$root/charts/tfjob-operator" >/dev/null || fail "helm lint"
+cmp -s "$root/crds/kubeflow.org_tfjobs.yaml" "$root/charts/tfjob-operator/crds/kubeflow.org_tfjobs.yaml" \
+  || fail "charts/tfjob-operator/crds differs from crds/ (run make crd)"
+
+log "CRD and rendered chart validated by the API server (dry-run)"
+k apply --server-side -f "$root/crds/" >/dev/null
+wait_cond crd/tfjobs.kubeflow.org "" Established 60 || fail "CRD not established"
+for n in "$sys_ns" "$ns" kube-test; do
+  k create namespace "$n" --dry-run=client -o yaml | k apply -f - >/dev/null
+done
+for values in "" "--set watchNamespace=$ns --set podDisruptionBudget.enabled=true"; do
+  # shellcheck disable=SC2086
+  helm template "$release" "$root/charts/tfjob-operator" -n "$sys_ns" --validate $values \
+    | k apply --dry-run=server -f - >/dev/null || fail "rendered chart rejected ($values)"
+done
+
+log "helm install"
+# shellcheck disable=SC2206
+extra=(${HELM_EXTRA_ARGS:-})
+[[ "$mode" == local ]] && extra+=(--set image.repository=tfjob-operator.local/none)
+helm install "$release" "$root/charts/tfjob-operator" -n "$sys_ns" --wait --timeout 120s "${extra[@]}" >/dev/null \
+  || fail "helm install"
+
+if [[ "$mode" == local ]]; then
+  log "running the operator on this host as the chart's ServiceAccount"
+  token="$(k create token "$release" -n "$sys_ns" --duration=2h)"
+  server="$(k config view --minify --raw -o jsonpath='{.clusters[0].cluster.server}')"
+  ca="$(k config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority}')"
+  cat > "$work/sa.kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "$server", certificate-authority: "$ca"}}]
+users: [{name: sa, user: {token: "$token"}}]
+contexts: [{name: c, context: {cluster: c, user: sa}}]
+current-context: c
+KC
+  KUBECONFIG="$work/sa.kubeconfig" RUST_LOG=info "$bin" run --http-addr 127.0.0.1:0 >"$work/operator.log" 2>&1 &
+  op_pid=$!
+fi
+
+finish_worker0() { # local mode: kwok ends the pod; in-cluster the container exits by itself
+  [[ "$mode" == local ]] || return 0
+  k wait --for=jsonpath='{.status.phase}'=Running "pod/$2-worker-0" -n "$1" --timeout=60s >/dev/null
+  k annotate pod "$2-worker-0" -n "$1" test.tfjob-operator.io/exit-code=0 >/dev/null
+}
+
+log "TFJobs: the seed manifest unchanged, and the e2e job"
+k apply -f "$root/examples/tfjob-seed.yaml" >/dev/null
+k apply -n "$ns" -f "$root/tests/e2e/tfjob-e2e.yaml" >/dev/null
+if [[ "$mode" == local ]]; then
+  wait_cond tfjob/tfjob-test kube-test Running 120 || fail "seed job not Running"
+fi
+wait_cond tfjob/e2e "$ns" Running 180 || fail "e2e job not Running"
+# (On kind the seed's image cannot be pulled; its two pods must exist all the same.)
+deadline=$(( $(date +%s) + 60 ))
+until [[ "$(k get pods -n kube-test -l training.kubeflow.org/job-name=tfjob-test -o name | wc -l)" == 2 ]]; do
+  (( $(date +%s) < deadline )) || fail "seed pods"; sleep 0.5
+done
+finish_worker0 "$ns" e2e
+wait_cond tfjob/e2e "$ns" Succeeded 180 || fail "e2e job not Succeeded"
+k wait --for=delete pod/e2e-ps-0 -n "$ns" --timeout=60s >/dev/null || fail "PS pod not cleaned (cleanPodPolicy Running)"
+k get tfjobs -A
+
+log "kubectl delete tfjobs --all"
+k delete tfjobs --all -n kube-test --wait=true --timeout=120s >/dev/null
+k delete tfjobs --all -n "$ns" --wait=true --timeout=120s >/dev/null
+for n in kube-test "$ns"; do
+  left="$(k get pods,services -n "$n" -l training.kubeflow.org/operator-name=tfjob-controller -o name)"
+  [[ -z "$left" ]] || fail "left behind in $n: $left"
+done
+
+log "helm upgrade"
+helm upgrade "$release" "$root/charts/tfjob-operator" -n "$sys_ns" --reuse-values --set operator.concurrency=8 --wait --timeout 120s >/dev/null \
+  || fail "helm upgrade"
+
+if [[ "$mode" == local ]]; then
+  # The hook runs the same command in-cluster; here it proves the ServiceAccount may run it.
+  KUBECONFIG="$work/sa.kubeconfig" "$bin" release-finalizers --all-namespaces >/dev/null || fail "release-finalizers as the ServiceAccount"
+  ! grep -Eiq "forbidden|403" "$work/operator.log" || fail "the operator hit a permission the chart does not grant"
+  kill "$op_pid"; wait "$op_pid" 2>/dev/null || true; op_pid=""
+fi
+
+log "helm uninstall (pre-delete hook releases finalizers)"
+helm uninstall "$release" -n "$sys_ns" --wait --timeout 120s >/dev/null || fail "helm uninstall"
+left="$(k get all,serviceaccounts,roles,rolebindings -n "$sys_ns" -l app.kubernetes.io/instance="$release" -o name 2>/dev/null)"
+[[ -z "$left" ]] || fail "left behind by uninstall: $left"
+left="$(k get clusterroles,clusterrolebindings -l app.kubernetes.io/instance="$release" -o name)"
+[[ -z "$left" ]] || fail "cluster RBAC left behind: $left"
+[[ -z "$(k get tfjobs -A -o name)" ]] || fail "TFJobs left"
+k delete namespace "$ns" kube-test --wait=true --timeout=120s >/dev/null
+log "e2e passed in $(( $(date +%s) - start ))s"
+echo "e2e: 1 passed, 0 failed"
