@@ -196,6 +196,27 @@ async fn main() {
     let args = Args::parse();
     let admin = client(&args.cluster.join("kubeconfig")).await;
     let audit = args.cluster.join("logs/audit.log");
+    // The CRD, as a user installs it.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(admin.clone());
+    let crd = tfjob_operator::api::crd::crd();
+    crds.patch(
+        "tfjobs.kubeflow.org",
+        &PatchParams::apply("tfjob-bench").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("CRD applied");
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        kube::runtime::wait::await_condition(
+            crds,
+            "tfjobs.kubeflow.org",
+            kube::runtime::wait::conditions::is_crd_established(),
+        ),
+    )
+    .await
+    .expect("CRD established")
+    .expect("watch");
     let ns = format!("bench-{}", Timestamp::now().as_second());
     let nsapi: Api<Namespace> = Api::all(admin.clone());
     nsapi

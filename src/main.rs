@@ -138,6 +138,7 @@ async fn main() -> ExitCode {
                 concurrency: concurrency.max(1),
                 force_delete_after: Duration::from_secs(force_delete_after_seconds),
                 namespace,
+                ..ControllerConfig::default()
             };
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {

@@ -7,7 +7,7 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 use tracing::{debug, warn};
 
-use super::error::{Error, is_status};
+use super::error::{Error, is_namespace_terminating, is_status};
 use crate::api::TFJob;
 use crate::plan::{Action, ChildRef, EventKind, JobEvent};
 use crate::runtime::metrics::Metrics;
@@ -41,8 +41,12 @@ pub async fn publish(recorder: &Recorder, metrics: &Metrics, job: &TFJob, events
                 ..Default::default()
             }),
         };
-        if let Err(err) = recorder.publish(&ev, &reference).await {
-            warn!(error = %err, reason = %ev.reason, "could not publish event");
+        match recorder.publish(&ev, &reference).await {
+            Ok(()) => {}
+            Err(err) if is_namespace_terminating(&err) => {
+                debug!(reason = %ev.reason, "namespace is terminating; event dropped");
+            }
+            Err(err) => warn!(error = %err, reason = %ev.reason, "could not publish event"),
         }
     }
 }
@@ -78,6 +82,11 @@ fn normal(reason: &str, message: String, related: (&'static str, &str)) -> Optio
 }
 
 fn failed(reason: &str, action: String, source: kube::Error) -> Outcome {
+    if is_namespace_terminating(&source) {
+        // The namespace controller is deleting everything here, this job included.
+        debug!(%action, "namespace is terminating; skipped");
+        return ok(None);
+    }
     Outcome {
         event: Some(JobEvent {
             kind: EventKind::Warning,

@@ -82,6 +82,13 @@ impl Error {
     }
 }
 
+/// Whether the API server refused a write because the namespace is being deleted (the namespace
+/// controller removes everything in it; there is nothing to create there any more).
+pub fn is_namespace_terminating(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == 403
+        && s.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating")))
+}
+
 /// Whether a kube error is an API status with this HTTP code.
 pub fn is_status(err: &kube::Error, code: u16) -> bool {
     matches!(err, kube::Error::Api(s) if s.code == code)

@@ -42,6 +42,9 @@ pub struct ControllerConfig {
     pub force_delete_after: Duration,
     /// Watch only this namespace (all when None).
     pub namespace: Option<String>,
+    /// Quiet time after a change before a job is reconciled; folds bursts of pod events (and our
+    /// own status write coming back) into one reconcile.
+    pub debounce: Duration,
 }
 
 impl Default for ControllerConfig {
@@ -51,6 +54,7 @@ impl Default for ControllerConfig {
             concurrency: 16,
             force_delete_after: Duration::from_secs(300),
             namespace: None,
+            debounce: Duration::from_millis(100),
         }
     }
 }
@@ -64,6 +68,46 @@ pub struct Context {
     config: ControllerConfig,
     backoff: backoff::ErrorBackoff,
     metrics: Arc<Metrics>,
+    /// The TFJob as returned by our last status write, per UID, until the watch catches up:
+    /// planning from it instead of an older cached copy avoids 409s on the next write.
+    written: std::sync::Mutex<std::collections::HashMap<String, Arc<TFJob>>>,
+}
+
+/// Resource versions are etcd revisions; compared only to tell which of two copies is newer,
+/// falling back to "not newer" when either is not a number.
+fn newer(a: &TFJob, b: &TFJob) -> bool {
+    let rv = |j: &TFJob| j.metadata.resource_version.as_deref()?.parse::<u64>().ok();
+    matches!((rv(a), rv(b)), (Some(x), Some(y)) if x > y)
+}
+
+impl Context {
+    /// The freshest copy we know of `job`: the cached one, or our own last write if newer.
+    fn freshest(&self, job: Arc<TFJob>) -> Arc<TFJob> {
+        let Some(uid) = job.uid() else { return job };
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        match written.get(&uid) {
+            Some(w) if newer(w, &job) => w.clone(),
+            Some(_) => {
+                written.remove(&uid);
+                job
+            }
+            None => job,
+        }
+    }
+
+    fn remember(&self, job: TFJob) {
+        if let Some(uid) = job.uid() {
+            let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+            written.insert(uid, Arc::new(job));
+        }
+    }
+
+    fn forget(&self, job: &TFJob) {
+        if let Some(uid) = job.uid() {
+            let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+            written.remove(&uid);
+        }
+    }
 }
 
 fn key(job: &TFJob) -> String {
@@ -100,7 +144,7 @@ fn children_of(ctx: &Context, job: &TFJob) -> (Vec<Arc<Pod>>, Vec<Arc<Service>>)
 
 async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
     let (pods, services) = children_of(ctx, &job);
-    let mut job = job;
+    let mut job = ctx.freshest(job);
     // A 409 on the status write means our cached TFJob was older than the stored one. Plan again
     // from the stored version against the same observation of pods, so that decisions taken in
     // this pass (e.g. a restart counted towards backoffLimit) are not lost. Repeating an action
@@ -164,7 +208,10 @@ async fn write_status(
         .replace_status(&job.name_any(), &PostParams::default(), &updated)
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(stored) => {
+            ctx.remember(stored);
+            Ok(())
+        }
         Err(e) if is_status(&e, 409) => Err(Error::Conflict(key(job))),
         // Deleted meanwhile: nothing left to report on.
         Err(e) if is_status(&e, 404) => Ok(()),
@@ -191,6 +238,7 @@ async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
     );
     if decision.done {
         debug!("children gone; releasing the TFJob");
+        ctx.forget(&job);
         return Ok(Requeue::await_change());
     }
     act::publish(&ctx.recorder, &ctx.metrics, &job, decision.events.clone()).await;
@@ -331,6 +379,7 @@ pub async fn run(
         backoff: backoff::ErrorBackoff::new(Duration::from_millis(500), Duration::from_secs(300)),
         config: config.clone(),
         metrics: metrics.clone(),
+        written: Default::default(),
     });
     let (ready_pods, ready_services) = (ctx.pods.clone(), ctx.services.clone());
     tokio::spawn(async move {
@@ -345,7 +394,11 @@ pub async fn run(
     Controller::new(jobs, watcher::Config::default())
         .owns_stream(pod_stream)
         .owns_stream(svc_stream)
-        .with_config(ControllerRuntimeConfig::default().concurrency(config.concurrency))
+        .with_config(
+            ControllerRuntimeConfig::default()
+                .concurrency(config.concurrency)
+                .debounce(config.debounce),
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {

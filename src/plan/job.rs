@@ -268,6 +268,11 @@ pub fn plan(
             .insert(t.canonical().to_string(), rs.clone());
     }
     update_job_status(&mut p, &mut st, &id, &spec, &pass, now);
+    if conditions::is_finished(&st) {
+        // Finished in this pass: clean up and close the books now rather than in another
+        // reconcile (one status write fewer per job).
+        finished(&mut p, &mut st, &spec, &children, now);
+    }
     p.status = (st != old).then_some(st);
     p
 }

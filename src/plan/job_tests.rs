@@ -347,15 +347,18 @@ fn worker0_success_succeeds_the_job_then_running_pods_are_cleaned() {
     );
     assert_eq!(status(&p).completion_time, Some(Time(now())));
     assert!(reasons(&p).contains(&"TFJobSucceeded"));
-    // Next pass: finished -> cleanPodPolicy Running (our default) deletes running pods + services.
+    // The same pass cleans up by cleanPodPolicy Running (our default): running pods + services.
+    let (dp, ds) = deletes(&p);
+    assert_eq!(dp, vec!["test-tfjob-ps-0", "test-tfjob-worker-1"]);
+    assert_eq!(ds, dp);
+    let rs = &status(&p).replica_statuses;
+    assert_eq!((rs["PS"].active, rs["PS"].succeeded), (0, 1));
+    // The next pass repeats the (idempotent) deletes of what is still there but writes nothing.
     let mut done = j.clone();
     done.status = p.status.clone();
     let p2 = plan(&done, &pods, &svcs, now(), &cfg());
-    let (dp, ds) = deletes(&p2);
-    assert_eq!(dp, vec!["test-tfjob-ps-0", "test-tfjob-worker-1"]);
-    assert_eq!(ds, dp);
-    let rs = &status(&p2).replica_statuses;
-    assert_eq!((rs["PS"].active, rs["PS"].succeeded), (0, 1));
+    assert_eq!(deletes(&p2).0, dp);
+    assert!(p2.status.is_none());
 }
 
 #[test]
@@ -521,7 +524,8 @@ fn exit_code_policy_retries_signals_and_fails_on_errors() {
         pod(&j, ReplicaType::Worker, 1, "Running", None),
     ];
     let p = plan(&j, &errored, &svcs, now(), &cfg());
-    assert!(deletes(&p).0.is_empty());
+    // The failed pod stays for inspection; the running one goes (cleanPodPolicy Running).
+    assert_eq!(deletes(&p).0, vec!["test-tfjob-worker-1"]);
     assert_eq!(
         last_condition(&p),
         (

@@ -118,7 +118,9 @@ helm upgrade "$release" "$root/charts/tfjob-operator" -n "$sys_ns" --reuse-value
 if [[ "$mode" == local ]]; then
   # The hook runs the same command in-cluster; here it proves the ServiceAccount may run it.
   KUBECONFIG="$work/sa.kubeconfig" "$bin" release-finalizers --all-namespaces >/dev/null || fail "release-finalizers as the ServiceAccount"
-  ! grep -Eiq "forbidden|403" "$work/operator.log" || fail "the operator hit a permission the chart does not grant"
+  # RBAC denials read 'User "system:serviceaccount:..." cannot <verb> resource ...'.
+  ! grep -Eq 'cannot (get|list|watch|create|update|patch|delete)' "$work/operator.log" \
+    || fail "the operator needs a permission the chart does not grant"
   kill "$op_pid"; wait "$op_pid" 2>/dev/null || true; op_pid=""
 fi
 
