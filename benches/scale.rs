@@ -389,6 +389,17 @@ async fn main() {
         &mut mark,
     );
 
+    // Idle: every job Running, nothing changing. The window is the measurement itself.
+    let idle = Instant::now();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    close(
+        "idle 10 s",
+        idle.elapsed().as_secs_f64(),
+        None,
+        None,
+        &mut mark,
+    );
+
     // 3. all Succeeded: worker 0 of every job exits 0
     let t2 = Instant::now();
     let exited: Arc<std::sync::Mutex<BTreeMap<String, Instant>>> = Default::default();

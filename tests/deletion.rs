@@ -91,8 +91,7 @@ async fn single_delete_waits_for_children_and_the_name_is_reusable_at_once() {
         pods.iter()
             .all(|p| p.owner_references()[0].uid == j.uid().unwrap())
     );
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -166,8 +165,7 @@ async fn collection_delete_by_label_removes_only_the_selected_jobs() {
             .iter()
             .all(|j| j.metadata.deletion_timestamp.is_none())
     );
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -196,8 +194,7 @@ async fn collection_delete_by_field_selector() {
         names(p) == vec!["y-worker-0"]
     })
     .await;
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -257,8 +254,7 @@ async fn orphan_propagation_leaves_pods_and_services_ownerless() {
         s.len() == 2 && s.iter().all(|s| s.owner_references().is_empty())
     })
     .await;
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -284,24 +280,8 @@ async fn cleanup_resumes_after_an_operator_restart() {
     assert!(jobs.iter().all(|j| j.meta().deletion_timestamp.is_some()));
     let op = t.operator();
     wait_for(t.jobs(), "all TFJobs gone", T, |jobs| jobs.is_empty()).await;
-    assert!(
-        t.pods()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
-    assert!(
-        t.services()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
-    op.stop().await;
-    t.cleanup().await;
+    assert_eq!(t.children_left().await, 0, "pods or services left behind");
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -384,8 +364,7 @@ async fn pods_stuck_on_a_lost_node_are_force_deleted() {
             .items
             .is_empty()
     );
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -407,6 +386,5 @@ async fn jobs_managed_elsewhere_get_no_finalizer_and_no_pods() {
         names(&wait_for(t.pods(), "one pod", T, |p| p.len() == 1).await),
         vec!["ours-worker-0"]
     );
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }

@@ -94,8 +94,7 @@ async fn seed_job_runs_with_two_pods_two_services_and_upstream_tf_config() {
     let job = t.jobs().get("tfjob-test").await.unwrap();
     let rs = &job.status.unwrap().replica_statuses;
     assert_eq!((rs["PS"].active, rs["Worker"].active), (1, 1));
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -132,8 +131,7 @@ async fn worker0_success_succeeds_the_job_and_cleans_the_ps() {
         names(s) == vec!["mnist-worker-0"]
     })
     .await;
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -158,8 +156,7 @@ async fn chief_decides_success() {
     );
     t.exit_pod("cj-chief-0", 0).await;
     wait_job(&t, "cj", "Succeeded", T, |j| has_condition(j, "Succeeded")).await;
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -184,8 +181,7 @@ async fn all_workers_success_policy_waits_for_every_worker() {
     ));
     t.exit_pod("aw-worker-1", 0).await;
     wait_job(&t, "aw", "Succeeded", T, |j| has_condition(j, "Succeeded")).await;
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -208,8 +204,7 @@ async fn never_policy_exit_1_fails_the_job() {
             t.ns
         )
     );
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -242,8 +237,7 @@ async fn exit_code_137_recreates_the_pod_then_runs_again() {
     })
     .await;
     assert!(!has_condition(&j, "Restarting") && !has_condition(&j, "Failed"));
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -266,8 +260,7 @@ async fn exit_code_1_fails_the_job() {
             .as_deref(),
         Some("job \"ef\" is failing because \"Worker\" replica(s) failed.")
     );
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -313,8 +306,7 @@ async fn backoff_limit_reached_fails_with_upstream_message() {
         Some("Job bo has failed because it has reached the specified backoff limit")
     );
     wait_for(t.pods(), "pods deleted", T, |p| p.is_empty()).await;
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -345,8 +337,7 @@ async fn active_deadline_fails_the_job_on_time_without_other_events() {
         (0..=2000).contains(&late),
         "deadline enforced {late} ms late"
     );
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -375,8 +366,7 @@ async fn ttl_deletes_the_finished_job_on_time() {
         (3000..=6000).contains(&after),
         "job deleted {after} ms after completion"
     );
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -428,8 +418,7 @@ async fn suspend_deletes_pods_and_resume_recreates_them() {
         (suspended.status.as_str(), suspended.reason.as_deref()),
         ("False", Some("TFJobResumed"))
     );
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -456,8 +445,7 @@ async fn scaling_workers_down_deletes_the_highest_indices() {
         names(s) == vec!["sc-worker-0"]
     })
     .await;
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }
 
 #[tokio::test]
@@ -503,6 +491,5 @@ async fn restarting_the_operator_creates_no_duplicates_and_keeps_status() {
         ps_uid,
         "untouched pods are kept"
     );
-    op.stop().await;
-    t.cleanup().await;
+    t.finish(op).await;
 }

@@ -70,23 +70,31 @@ pub struct Context {
     metrics: Arc<Metrics>,
     /// The TFJob as returned by our last status write, per UID, until the watch catches up:
     /// planning from it instead of an older cached copy avoids 409s on the next write.
-    written: std::sync::Mutex<std::collections::HashMap<String, Arc<TFJob>>>,
+    written: std::sync::Mutex<std::collections::HashMap<String, (String, crate::api::TFJobStatus)>>,
 }
 
 /// Resource versions are etcd revisions; compared only to tell which of two copies is newer,
 /// falling back to "not newer" when either is not a number.
-fn newer(a: &TFJob, b: &TFJob) -> bool {
-    let rv = |j: &TFJob| j.metadata.resource_version.as_deref()?.parse::<u64>().ok();
-    matches!((rv(a), rv(b)), (Some(x), Some(y)) if x > y)
+fn newer(a: &str, b: Option<&str>) -> bool {
+    match (a.parse::<u64>(), b.map(str::parse::<u64>)) {
+        (Ok(x), Some(Ok(y))) => x > y,
+        _ => false,
+    }
 }
 
 impl Context {
-    /// The freshest copy we know of `job`: the cached one, or our own last write if newer.
+    /// The freshest copy we know of `job`: the cached one, or with our own last status write
+    /// when that is newer than the cache.
     fn freshest(&self, job: Arc<TFJob>) -> Arc<TFJob> {
         let Some(uid) = job.uid() else { return job };
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         match written.get(&uid) {
-            Some(w) if newer(w, &job) => w.clone(),
+            Some((rv, status)) if newer(rv, job.metadata.resource_version.as_deref()) => {
+                let mut fresh = (*job).clone();
+                fresh.metadata.resource_version = Some(rv.clone());
+                fresh.status = Some(status.clone());
+                Arc::new(fresh)
+            }
             Some(_) => {
                 written.remove(&uid);
                 job
@@ -96,9 +104,11 @@ impl Context {
     }
 
     fn remember(&self, job: TFJob) {
-        if let Some(uid) = job.uid() {
+        if let (Some(uid), Some(rv), Some(status)) =
+            (job.uid(), job.metadata.resource_version.clone(), job.status)
+        {
             let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-            written.insert(uid, Arc::new(job));
+            written.insert(uid, (rv, status));
         }
     }
 
@@ -356,7 +366,16 @@ pub async fn run(
     let pod_stream = reflector::reflector(
         pod_writer,
         watcher(pods_api, children.clone()).modify(|p: &mut Pod| {
+            // Keep only what the planner reads (metadata, phase, container states): the cache
+            // is most of the operator's memory.
             p.managed_fields_mut().clear();
+            p.annotations_mut().clear();
+            p.spec = None;
+            if let Some(st) = p.status.as_mut() {
+                st.conditions = None;
+                st.pod_ips = None;
+                st.host_ips = None;
+            }
         }),
     )
     .default_backoff()
@@ -366,6 +385,9 @@ pub async fn run(
         svc_writer,
         watcher(services_api, children).modify(|s: &mut Service| {
             s.managed_fields_mut().clear();
+            s.annotations_mut().clear();
+            s.spec = None;
+            s.status = None;
         }),
     )
     .default_backoff()

@@ -154,6 +154,25 @@ impl TestNs {
             .unwrap_or_else(|e| panic!("annotating pod {name}: {e}"));
     }
 
+    /// Stops the operator, then deletes the namespace.
+    pub async fn finish(self, op: Operator) {
+        op.stop().await;
+        self.cleanup().await;
+    }
+
+    /// Pods and services left in the namespace.
+    pub async fn children_left(&self) -> usize {
+        let lp = kube::api::ListParams::default();
+        self.pods().list(&lp).await.expect("list pods").items.len()
+            + self
+                .services()
+                .list(&lp)
+                .await
+                .expect("list services")
+                .items
+                .len()
+    }
+
     /// Deletes the namespace (does not wait).
     pub async fn cleanup(self) {
         let api: Api<Namespace> = Api::all(self.client.clone());
