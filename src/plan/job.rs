@@ -104,21 +104,27 @@ pub fn plan(
             format!("TFJob {} is created.", id.name),
             now,
         );
-        for (key, rs) in &job.spec.tf_replica_specs {
-            let template_policy = rs
-                .template
-                .as_ref()
-                .and_then(|t| t.spec.as_ref())
-                .and_then(|s| s.restart_policy.as_deref());
-            if template_policy.is_some() {
-                p.event(
-                    EventKind::Warning,
-                    "SetPodTemplateRestartPolicy",
-                    format!(
-                        "Restart policy in pod template will be overwritten by restart policy in replica spec ({key})"
-                    ),
-                );
-            }
+        let overridden: Vec<&str> = job
+            .spec
+            .tf_replica_specs
+            .iter()
+            .filter(|(_, rs)| {
+                rs.template
+                    .as_ref()
+                    .and_then(|t| t.spec.as_ref())
+                    .is_some_and(|s| s.restart_policy.is_some())
+            })
+            .map(|(key, _)| key.as_str())
+            .collect();
+        if !overridden.is_empty() {
+            p.event(
+                EventKind::Warning,
+                "SetPodTemplateRestartPolicy",
+                format!(
+                    "Restart policy in pod template will be overwritten by restart policy in replica spec ({})",
+                    overridden.join(", ")
+                ),
+            );
         }
         for field in &run_policy.overridden_legacy_fields {
             p.event(
