@@ -413,7 +413,20 @@ pub async fn run(
         }
     });
     info!(concurrency = config.concurrency, namespace = ?config.namespace, "starting TFJob controller");
-    Controller::new(jobs, watcher::Config::default())
+    let (job_store, job_writer) = reflector::store();
+    let job_stream = reflector::reflector(
+        job_writer,
+        watcher(jobs, watcher::Config::default()).modify(|j: &mut TFJob| {
+            // Never read by the planner; managedFields and kubectl's last-applied copy of the
+            // spec would double the cache.
+            j.managed_fields_mut().clear();
+            j.annotations_mut()
+                .remove("kubectl.kubernetes.io/last-applied-configuration");
+        }),
+    )
+    .default_backoff()
+    .applied_objects();
+    Controller::for_stream(job_stream, job_store)
         .owns_stream(pod_stream)
         .owns_stream(svc_stream)
         .with_config(
