@@ -5,6 +5,8 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
 use super::error::{Error, is_namespace_terminating, is_status};
@@ -98,60 +100,80 @@ fn failed(reason: &str, action: String, source: kube::Error) -> Outcome {
     }
 }
 
+/// How events and messages name a kind of child.
+#[derive(Clone, Copy)]
+struct ChildKind {
+    /// API kind, also the suffix of event reasons (`SuccessfulCreatePod`).
+    kind: &'static str,
+    /// Lower-case noun for messages (`Created pod: ...`).
+    noun: &'static str,
+}
+
+const POD: ChildKind = ChildKind {
+    kind: "Pod",
+    noun: "pod",
+};
+const SERVICE: ChildKind = ChildKind {
+    kind: "Service",
+    noun: "service",
+};
+
+async fn create_child<K>(api: &Api<K>, ns: &str, kind: ChildKind, obj: &K) -> Outcome
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let name = obj.name_any();
+    match api.create(&PostParams::default(), obj).await {
+        Ok(_) => ok(normal(
+            &format!("SuccessfulCreate{}", kind.kind),
+            format!("Created {}: {name}", kind.noun),
+            (kind.kind, &name),
+        )),
+        // Deterministic names: it was created by an earlier pass.
+        Err(e) if is_status(&e, 409) => ok(None),
+        Err(e) => failed(
+            &format!("FailedCreate{}", kind.kind),
+            format!("creating {} {ns}/{name}", kind.noun),
+            e,
+        ),
+    }
+}
+
+async fn delete_child<K>(
+    api: &Api<K>,
+    ns: &str,
+    kind: ChildKind,
+    child: &ChildRef,
+    grace: Option<u32>,
+) -> Outcome
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(&child.name, &delete_params(child, grace)).await {
+        Ok(_) => ok(normal(
+            &format!("SuccessfulDelete{}", kind.kind),
+            format!("Deleted {}: {}", kind.noun, child.name),
+            (kind.kind, &child.name),
+        )),
+        // Gone already, or replaced by a newer object of the same name.
+        Err(e) if is_status(&e, 404) || is_status(&e, 409) => ok(None),
+        Err(e) => failed(
+            &format!("FailedDelete{}", kind.kind),
+            format!("deleting {} {ns}/{}", kind.noun, child.name),
+            e,
+        ),
+    }
+}
+
 async fn run_one(client: &kube::Client, job: &TFJob, ns: &str, action: Action) -> Outcome {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
     match action {
-        Action::CreatePod(pod) => {
-            let name = pod.name_any();
-            match pods.create(&PostParams::default(), &pod).await {
-                Ok(_) => ok(normal(
-                    "SuccessfulCreatePod",
-                    format!("Created pod: {name}"),
-                    ("Pod", &name),
-                )),
-                // Deterministic names: it was created by an earlier pass.
-                Err(e) if is_status(&e, 409) => ok(None),
-                Err(e) => failed("FailedCreatePod", format!("creating pod {ns}/{name}"), e),
-            }
-        }
-        Action::CreateService(svc) => {
-            let name = svc.name_any();
-            match services.create(&PostParams::default(), &svc).await {
-                Ok(_) => ok(normal(
-                    "SuccessfulCreateService",
-                    format!("Created service: {name}"),
-                    ("Service", &name),
-                )),
-                Err(e) if is_status(&e, 409) => ok(None),
-                Err(e) => failed(
-                    "FailedCreateService",
-                    format!("creating service {ns}/{name}"),
-                    e,
-                ),
-            }
-        }
-        Action::DeletePod(child) => delete_pod(&pods, ns, &child, None).await,
-        Action::ForceDeletePod(child) => delete_pod(&pods, ns, &child, Some(0)).await,
-        Action::DeleteService(child) => {
-            match services
-                .delete(&child.name, &delete_params(&child, None))
-                .await
-            {
-                Ok(_) => ok(normal(
-                    "SuccessfulDeleteService",
-                    format!("Deleted service: {}", child.name),
-                    ("Service", &child.name),
-                )),
-                // Gone already, or replaced by a newer object of the same name.
-                Err(e) if is_status(&e, 404) || is_status(&e, 409) => ok(None),
-                Err(e) => failed(
-                    "FailedDeleteService",
-                    format!("deleting service {ns}/{}", child.name),
-                    e,
-                ),
-            }
-        }
+        Action::CreatePod(pod) => create_child(&pods, ns, POD, &pod).await,
+        Action::CreateService(svc) => create_child(&services, ns, SERVICE, &svc).await,
+        Action::DeletePod(child) => delete_child(&pods, ns, POD, &child, None).await,
+        Action::ForceDeletePod(child) => delete_child(&pods, ns, POD, &child, Some(0)).await,
+        Action::DeleteService(child) => delete_child(&services, ns, SERVICE, &child, None).await,
         Action::DeleteJob => {
             let jobs: Api<TFJob> = Api::namespaced(client.clone(), ns);
             let name = job.name_any();
@@ -165,22 +187,6 @@ async fn run_one(client: &kube::Client, job: &TFJob, ns: &str, action: Action) -
                 Err(e) => failed("FailedDeleteJob", format!("deleting TFJob {ns}/{name}"), e),
             }
         }
-    }
-}
-
-async fn delete_pod(pods: &Api<Pod>, ns: &str, child: &ChildRef, grace: Option<u32>) -> Outcome {
-    match pods.delete(&child.name, &delete_params(child, grace)).await {
-        Ok(_) => ok(normal(
-            "SuccessfulDeletePod",
-            format!("Deleted pod: {}", child.name),
-            ("Pod", &child.name),
-        )),
-        Err(e) if is_status(&e, 404) || is_status(&e, 409) => ok(None),
-        Err(e) => failed(
-            "FailedDeletePod",
-            format!("deleting pod {ns}/{}", child.name),
-            e,
-        ),
     }
 }
 
