@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::{Resource, ResourceExt};
+use kube::Resource;
 
-use super::observed::{controlled_by, is_terminating};
+use super::job::Children;
+use super::observed::is_terminating;
 use super::{Action, ChildRef, EventKind, JobEvent};
 
 /// The finalizer that guards every TFJob this operator manages.
@@ -45,26 +46,14 @@ pub fn plan_cleanup(
         plan.done = true;
         return plan;
     }
-    let pods: Vec<&Pod> = pods
-        .iter()
-        .map(|p| p.as_ref())
-        .filter(|p| controlled_by(*p, uid))
-        .collect();
-    let services: Vec<&Service> = services
-        .iter()
-        .map(|s| s.as_ref())
-        .filter(|s| controlled_by(*s, uid))
-        .collect();
+    let Children { pods, services } = Children::new(uid, pods, services);
     if pods.is_empty() && services.is_empty() {
         plan.done = true;
         return plan;
     }
     let force_after_ms = force_after.as_millis() as i64;
     for pod in pods {
-        let r = ChildRef {
-            name: pod.name_any(),
-            uid: pod.meta().uid.clone(),
-        };
+        let r = ChildRef::of(pod);
         match pod.meta().deletion_timestamp.as_ref() {
             None => plan.actions.push(Action::DeletePod(r)),
             Some(since) => {
@@ -84,16 +73,13 @@ pub fn plan_cleanup(
                     plan.actions.push(Action::ForceDeletePod(r));
                 } else {
                     let left = Duration::from_millis((force_after_ms - stuck_ms) as u64);
-                    plan.requeue_after = Some(plan.requeue_after.map_or(left, |d| d.min(left)));
+                    plan.requeue_after = Some(super::sooner(plan.requeue_after, left));
                 }
             }
         }
     }
     for svc in services.into_iter().filter(|s| !is_terminating(*s)) {
-        plan.actions.push(Action::DeleteService(ChildRef {
-            name: svc.name_any(),
-            uid: svc.meta().uid.clone(),
-        }));
+        plan.actions.push(Action::DeleteService(ChildRef::of(svc)));
     }
     plan
 }

@@ -22,26 +22,19 @@ use crate::api::{
     CleanPodPolicy, ReplicaStatus, ReplicaType, RestartPolicy, SuccessPolicy, TFJob, TFJobStatus,
 };
 
-fn child_ref<K: kube::Resource>(obj: &K) -> ChildRef {
-    ChildRef {
-        name: obj.name_any(),
-        uid: obj.meta().uid.clone(),
-    }
-}
-
 fn until(now: Timestamp, at: Timestamp) -> Duration {
     let secs = at.as_millisecond() - now.as_millisecond();
     Duration::from_millis(secs.max(0) as u64)
 }
 
-/// The job's own objects, split out of the observed pods and services.
-struct Children<'a> {
-    pods: Vec<&'a Pod>,
-    services: Vec<&'a Service>,
+/// The job's own objects (controlled by its UID), split out of the observed pods and services.
+pub(super) struct Children<'a> {
+    pub(super) pods: Vec<&'a Pod>,
+    pub(super) services: Vec<&'a Service>,
 }
 
 impl<'a> Children<'a> {
-    fn new(uid: &str, pods: &'a [Arc<Pod>], services: &'a [Arc<Service>]) -> Self {
+    pub(super) fn new(uid: &str, pods: &'a [Arc<Pod>], services: &'a [Arc<Service>]) -> Self {
         Self {
             pods: pods
                 .iter()
@@ -58,10 +51,10 @@ impl<'a> Children<'a> {
 
     fn delete_all(&self, plan: &mut Plan) {
         for p in self.pods.iter().filter(|p| !is_terminating(**p)) {
-            plan.actions.push(Action::DeletePod(child_ref(*p)));
+            plan.actions.push(Action::DeletePod(ChildRef::of(*p)));
         }
         for s in self.services.iter().filter(|s| !is_terminating(**s)) {
-            plan.actions.push(Action::DeleteService(child_ref(*s)));
+            plan.actions.push(Action::DeleteService(ChildRef::of(*s)));
         }
     }
 
@@ -364,7 +357,7 @@ fn reconcile_replicas(
                 continue;
             }
             if index >= replica.replicas {
-                pass.actions.push(Action::DeletePod(child_ref(pod)));
+                pass.actions.push(Action::DeletePod(ChildRef::of(pod)));
                 continue;
             }
             match phase(pod) {
@@ -398,7 +391,7 @@ fn reconcile_replicas(
                     } else if retry {
                         restarts += 1;
                         rs.restarts += 1;
-                        pass.actions.push(Action::DeletePod(child_ref(pod)));
+                        pass.actions.push(Action::DeletePod(ChildRef::of(pod)));
                         if !pass.restarting.contains(&t) {
                             pass.restarting.push(t);
                         }
@@ -420,7 +413,7 @@ fn reconcile_replicas(
             {
                 have.insert(i, true);
                 if i >= replica.replicas && !is_terminating(*svc) {
-                    pass.actions.push(Action::DeleteService(child_ref(*svc)));
+                    pass.actions.push(Action::DeleteService(ChildRef::of(*svc)));
                 }
             }
         }
@@ -550,9 +543,9 @@ fn finished(
         CleanPodPolicy::Running => {
             for pod in children.pods.iter().filter(|p| !is_terminating(**p)) {
                 if matches!(phase(pod), "Running" | "Pending") {
-                    p.actions.push(Action::DeletePod(child_ref(*pod)));
+                    p.actions.push(Action::DeletePod(ChildRef::of(*pod)));
                     if let Some(svc) = children.service_named(&pod.name_any()) {
-                        p.actions.push(Action::DeleteService(child_ref(svc)));
+                        p.actions.push(Action::DeleteService(ChildRef::of(svc)));
                     }
                 }
             }

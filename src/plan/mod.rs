@@ -45,6 +45,21 @@ pub struct ChildRef {
     pub uid: Option<String>,
 }
 
+impl ChildRef {
+    /// The reference to an observed object.
+    pub fn of<K: kube::Resource>(obj: &K) -> Self {
+        Self {
+            name: kube::ResourceExt::name_any(obj),
+            uid: obj.meta().uid.clone(),
+        }
+    }
+}
+
+/// The sooner of an already planned requeue and `after`.
+fn sooner(current: Option<Duration>, after: Duration) -> Duration {
+    current.map_or(after, |existing| existing.min(after))
+}
+
 /// One change to make in the cluster.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -109,9 +124,6 @@ impl Plan {
     }
 
     fn requeue(&mut self, after: Duration) {
-        self.requeue_after = Some(match self.requeue_after {
-            Some(existing) => existing.min(after),
-            None => after,
-        });
+        self.requeue_after = Some(sooner(self.requeue_after, after));
     }
 }
