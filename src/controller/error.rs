@@ -39,7 +39,7 @@ pub enum Error {
     /// The object from the cache lacks a field the API server always sets.
     #[error("TFJob is missing metadata.{0}; is the API server serving kubeflow.org/v1 correctly?")]
     MissingMetadata(&'static str),
-    /// Adding or removing the finalizer failed.
+    /// Adding or removing the finalizer failed (errors of Apply and Cleanup are unwrapped).
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -61,24 +61,13 @@ impl Error {
     pub fn cleanup_recheck(&self) -> Option<std::time::Duration> {
         match self {
             Error::ChildrenRemaining { recheck_after, .. } => Some(*recheck_after),
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::CleanupFailed(e) => e.cleanup_recheck(),
-                _ => None,
-            },
             _ => None,
         }
     }
 
     /// Whether this is an expected, transient state rather than a failure worth a warning log.
     pub fn is_expected(&self) -> bool {
-        match self {
-            Error::Conflict(_) | Error::ChildrenRemaining { .. } => true,
-            Error::Finalizer(inner) => matches!(
-                inner.as_ref(),
-                kube::runtime::finalizer::Error::CleanupFailed(Error::ChildrenRemaining { .. })
-            ),
-            _ => false,
-        }
+        matches!(self, Error::Conflict(_) | Error::ChildrenRemaining { .. })
     }
 }
 

@@ -120,6 +120,12 @@ impl Context {
     }
 }
 
+/// The TFJob API of the job's namespace.
+fn jobs_api(ctx: &Context, job: &TFJob) -> Result<Api<TFJob>, Error> {
+    let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    Ok(Api::namespaced(ctx.client.clone(), &ns))
+}
+
 fn key(job: &TFJob) -> String {
     format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any())
 }
@@ -194,8 +200,7 @@ async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
 }
 
 async fn fresh(ctx: &Context, job: &TFJob) -> Result<TFJob, Error> {
-    let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
-    let api: Api<TFJob> = Api::namespaced(ctx.client.clone(), &ns);
+    let api = jobs_api(ctx, job)?;
     api.get(&job.name_any()).await.map_err(|source| Error::Api {
         action: format!("reading TFJob {}", key(job)),
         source,
@@ -209,8 +214,7 @@ async fn write_status(
     job: &TFJob,
     status: crate::api::TFJobStatus,
 ) -> Result<(), Error> {
-    let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
-    let api: Api<TFJob> = Api::namespaced(ctx.client.clone(), &ns);
+    let api = jobs_api(ctx, job)?;
     let mut updated = job.clone();
     updated.status = Some(status);
     updated.metadata.managed_fields = None;
@@ -251,13 +255,13 @@ async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
         ctx.forget(&job);
         return Ok(Requeue::await_change());
     }
-    act::publish(&ctx.recorder, &ctx.metrics, &job, decision.events.clone()).await;
+    act::publish(&ctx.recorder, &ctx.metrics, &job, decision.events).await;
     act::execute(
         &ctx.client,
         &ctx.recorder,
         &ctx.metrics,
         &job,
-        decision.actions.clone(),
+        decision.actions,
     )
     .await?;
     // Keep the finalizer: the pod/service delete events wake us up again.
@@ -296,8 +300,7 @@ async fn reconcile(job: Arc<TFJob>, ctx: Arc<Context>) -> Result<Requeue, Error>
         if run_policy.managed_elsewhere() && !ours {
             return Ok(Requeue::await_change());
         }
-        let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
-        let api: Api<TFJob> = Api::namespaced(ctx.client.clone(), &ns);
+        let api = jobs_api(&ctx, &job)?;
         let result = finalizer(&api, FINALIZER, job.clone(), |event| async {
             match event {
                 Finalizer::Apply(job) => apply(job, &ctx).await,
@@ -306,7 +309,8 @@ async fn reconcile(job: Arc<TFJob>, ctx: Arc<Context>) -> Result<Requeue, Error>
         })
         .await
         .map_err(|e| match e {
-            kube::runtime::finalizer::Error::ApplyFailed(inner) => inner,
+            kube::runtime::finalizer::Error::ApplyFailed(inner)
+            | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
             other => Error::Finalizer(Box::new(other)),
         });
         if result.is_ok() {
