@@ -78,6 +78,19 @@ fn init_tracing() {
         .init();
 }
 
+/// A client from KUBECONFIG or the in-cluster config; None (after saying why) when neither works.
+async fn client() -> Option<kube::Client> {
+    match kube::Client::try_default().await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!(
+                "error: cannot build a Kubernetes client (KUBECONFIG or in-cluster config): {e}"
+            );
+            None
+        }
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -117,14 +130,8 @@ async fn main() -> ExitCode {
             http_addr,
         } => {
             init_tracing();
-            let client = match kube::Client::try_default().await {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!(
-                        "error: cannot build a Kubernetes client (KUBECONFIG or in-cluster config): {e}"
-                    );
-                    return ExitCode::FAILURE;
-                }
+            let Some(client) = client().await else {
+                return ExitCode::FAILURE;
             };
             let config = ControllerConfig {
                 plan: PlanConfig {
@@ -180,12 +187,8 @@ async fn main() -> ExitCode {
                 eprintln!("error: give --namespace NS or --all-namespaces");
                 return ExitCode::from(2);
             }
-            let client = match kube::Client::try_default().await {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: cannot build a Kubernetes client: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(client) = client().await else {
+                return ExitCode::FAILURE;
             };
             match controller::release::release_finalizers(client, namespace.as_deref()).await {
                 Ok(n) => {
