@@ -26,13 +26,6 @@ fn job(name: &str, team: &str, workers: i32) -> Value {
     })
 }
 
-async fn running(t: &TestNs, n: usize) {
-    wait_for(t.pods(), &format!("{n} running pods"), T, |p| {
-        p.iter().filter(|p| pod_phase(p) == "Running").count() == n
-    })
-    .await;
-}
-
 async fn create_many(t: &TestNs, prefix: &str, team: &str, n: usize) {
     for chunk in (0..n).collect::<Vec<_>>().chunks(25) {
         join_all(
@@ -51,7 +44,7 @@ async fn single_delete_waits_for_children_and_the_name_is_reusable_at_once() {
     };
     let op = t.operator();
     t.create_job(job("one", "a", 2)).await;
-    running(&t, 2).await;
+    t.running_pods(2, T).await;
     let j = wait_job(&t, "one", "finalizer added", T, |j| {
         j.finalizers().iter().any(|f| f == FINALIZER)
     })
@@ -83,7 +76,7 @@ async fn single_delete_waits_for_children_and_the_name_is_reusable_at_once() {
     );
     // Same name, right away: no clash with old pods.
     t.create_job(job("one", "a", 2)).await;
-    running(&t, 2).await;
+    t.running_pods(2, T).await;
     let j = wait_job(&t, "one", "Running", T, |j| has_condition(j, "Running")).await;
     assert_ne!(j.uid().unwrap(), first_uid);
     let pods = t.pods().list(&ListParams::default()).await.unwrap().items;
@@ -106,7 +99,7 @@ async fn collection_delete_by_label_removes_only_the_selected_jobs() {
     let op = t.operator();
     create_many(&t, "a", "a", n_a).await;
     create_many(&t, "b", "b", 20).await;
-    running(&t, n_a + 20).await;
+    t.running_pods(n_a + 20, T).await;
     wait_for(t.jobs(), "every job has the finalizer", T, |jobs| {
         jobs.len() == n_a + 20
             && jobs
@@ -177,7 +170,7 @@ async fn collection_delete_by_field_selector() {
     for name in ["x", "y"] {
         t.create_job(job(name, "a", 1)).await;
     }
-    running(&t, 2).await;
+    t.running_pods(2, T).await;
     wait_for(t.jobs(), "finalizers", T, |jobs| {
         jobs.iter().all(|j| !j.finalizers().is_empty())
     })
@@ -206,7 +199,7 @@ async fn deleting_the_namespace_finishes() {
     for i in 0..5 {
         t.create_job(job(&format!("j{i}"), "a", 2)).await;
     }
-    running(&t, 10).await;
+    t.running_pods(10, T).await;
     wait_for(t.jobs(), "finalizers", T, |jobs| {
         jobs.len() == 5 && jobs.iter().all(|j| !j.finalizers().is_empty())
     })
@@ -231,7 +224,7 @@ async fn orphan_propagation_leaves_pods_and_services_ownerless() {
     };
     let op = t.operator();
     t.create_job(job("orph", "a", 2)).await;
-    running(&t, 2).await;
+    t.running_pods(2, T).await;
     wait_for(t.jobs(), "finalizer", T, |jobs| {
         jobs.iter().all(|j| !j.finalizers().is_empty())
     })
@@ -264,7 +257,7 @@ async fn cleanup_resumes_after_an_operator_restart() {
     };
     let op = t.operator();
     create_many(&t, "r", "a", 30).await;
-    running(&t, 30).await;
+    t.running_pods(30, T).await;
     wait_for(t.jobs(), "finalizers", T, |jobs| {
         jobs.len() == 30 && jobs.iter().all(|j| !j.finalizers().is_empty())
     })
@@ -291,7 +284,7 @@ async fn release_finalizers_unblocks_deletion_without_the_operator() {
     };
     let op = t.operator();
     t.create_job(job("stuck", "a", 1)).await;
-    running(&t, 1).await;
+    t.running_pods(1, T).await;
     wait_for(t.jobs(), "finalizer", T, |jobs| {
         jobs.iter().all(|j| !j.finalizers().is_empty())
     })
@@ -337,7 +330,7 @@ async fn pods_stuck_on_a_lost_node_are_force_deleted() {
     j["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["tolerations"] =
         json!([{"key": "tfjob-operator.io/lost", "operator": "Exists"}]);
     t.create_job(j).await;
-    running(&t, 1).await;
+    t.running_pods(1, T).await;
     wait_for(t.jobs(), "finalizer", T, |jobs| {
         jobs.iter().all(|j| !j.finalizers().is_empty())
     })
@@ -378,7 +371,7 @@ async fn jobs_managed_elsewhere_get_no_finalizer_and_no_pods() {
     t.create_job(j).await;
     t.create_job(job("ours", "a", 1)).await;
     // Once our own job is running, the operator has certainly seen both.
-    running(&t, 1).await;
+    t.running_pods(1, T).await;
     let mk = t.jobs().get("mk").await.unwrap();
     assert!(mk.finalizers().is_empty());
     assert!(mk.status.is_none());

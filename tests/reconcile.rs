@@ -31,19 +31,6 @@ fn job(name: &str, replicas: &[(&str, i32, &str)]) -> Value {
     json!({"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "metadata": {"name": name}, "spec": {"tfReplicaSpecs": specs}})
 }
 
-async fn running_pods(
-    t: &TestNs,
-    n: usize,
-) -> Vec<std::sync::Arc<k8s_openapi::api::core::v1::Pod>> {
-    wait_for(t.pods(), &format!("{n} running pods"), T, |pods| {
-        pods.iter()
-            .filter(|p| pod_phase(p) == "Running" && p.metadata.deletion_timestamp.is_none())
-            .count()
-            == n
-    })
-    .await
-}
-
 #[tokio::test]
 async fn seed_job_runs_with_two_pods_two_services_and_upstream_tf_config() {
     let Some(t) = TestNs::new("seed-run").await else {
@@ -62,7 +49,7 @@ async fn seed_job_runs_with_two_pods_two_services_and_upstream_tf_config() {
             ("Running".into(), "True".into())
         ]
     );
-    let pods = running_pods(&t, 2).await;
+    let pods = t.running_pods(2, T).await;
     assert_eq!(names(&pods), vec!["tfjob-test-ps-0", "tfjob-test-worker-0"]);
     let svcs = wait_for(t.services(), "2 services", T, |s| s.len() == 2).await;
     assert_eq!(names(&svcs), vec!["tfjob-test-ps-0", "tfjob-test-worker-0"]);
@@ -105,7 +92,7 @@ async fn worker0_success_succeeds_the_job_and_cleans_the_ps() {
     let op = t.operator();
     t.create_job(job("mnist", &[("PS", 1, ""), ("Worker", 2, "")]))
         .await;
-    running_pods(&t, 3).await;
+    t.running_pods(3, T).await;
     wait_job(&t, "mnist", "Running", T, |j| has_condition(j, "Running")).await;
     t.exit_pod("mnist-worker-0", 0).await;
     let job = wait_job(&t, "mnist", "Succeeded", T, |j| {
@@ -142,7 +129,7 @@ async fn chief_decides_success() {
     let op = t.operator();
     t.create_job(job("cj", &[("Chief", 1, ""), ("Worker", 1, "")]))
         .await;
-    running_pods(&t, 2).await;
+    t.running_pods(2, T).await;
     t.exit_pod("cj-worker-0", 0).await;
     wait_for(t.pods(), "worker done", T, |p| {
         p.iter()
@@ -168,7 +155,7 @@ async fn all_workers_success_policy_waits_for_every_worker() {
     let mut j = job("aw", &[("Worker", 2, "")]);
     j["spec"]["successPolicy"] = json!("AllWorkers");
     t.create_job(j).await;
-    running_pods(&t, 2).await;
+    t.running_pods(2, T).await;
     t.exit_pod("aw-worker-0", 0).await;
     wait_for(t.pods(), "worker-0 done", T, |p| {
         p.iter()
@@ -192,7 +179,7 @@ async fn never_policy_exit_1_fails_the_job() {
     let op = t.operator();
     t.create_job(job("nv", &[("PS", 1, "Never"), ("Worker", 1, "Never")]))
         .await;
-    running_pods(&t, 2).await;
+    t.running_pods(2, T).await;
     t.exit_pod("nv-ps-0", 1).await;
     let j = wait_job(&t, "nv", "Failed", T, |j| has_condition(j, "Failed")).await;
     let last = j.status.unwrap().conditions.last().cloned().unwrap();
@@ -214,7 +201,7 @@ async fn exit_code_137_recreates_the_pod_then_runs_again() {
     };
     let op = t.operator();
     t.create_job(job("ec", &[("Worker", 1, "ExitCode")])).await;
-    let first = running_pods(&t, 1).await[0].uid().unwrap();
+    let first = t.running_pods(1, T).await[0].uid().unwrap();
     wait_job(&t, "ec", "Running", T, |j| has_condition(j, "Running")).await;
     t.exit_pod("ec-worker-0", 137).await;
     let j = wait_job(&t, "ec", "Restarting", T, |j| {
@@ -247,7 +234,7 @@ async fn exit_code_1_fails_the_job() {
     };
     let op = t.operator();
     t.create_job(job("ef", &[("Worker", 2, "ExitCode")])).await;
-    running_pods(&t, 2).await;
+    t.running_pods(2, T).await;
     t.exit_pod("ef-worker-1", 1).await;
     let j = wait_job(&t, "ef", "Failed", T, |j| has_condition(j, "Failed")).await;
     assert_eq!(
@@ -272,7 +259,7 @@ async fn backoff_limit_reached_fails_with_upstream_message() {
     let mut j = job("bo", &[("Worker", 1, "ExitCode")]);
     j["spec"]["runPolicy"] = json!({"backoffLimit": 1});
     t.create_job(j).await;
-    running_pods(&t, 1).await;
+    t.running_pods(1, T).await;
     t.exit_pod("bo-worker-0", 137).await; // first retry: allowed
     wait_job(&t, "bo", "1 restart", T, |j| {
         j.status.as_ref().is_some_and(|s| {
@@ -318,7 +305,7 @@ async fn active_deadline_fails_the_job_on_time_without_other_events() {
     let mut j = job("dl", &[("Worker", 1, "")]);
     j["spec"]["runPolicy"] = json!({"activeDeadlineSeconds": 5});
     t.create_job(j).await;
-    running_pods(&t, 1).await;
+    t.running_pods(1, T).await;
     let j = wait_job(&t, "dl", "Failed", Duration::from_secs(30), |j| {
         has_condition(j, "Failed")
     })
@@ -349,7 +336,7 @@ async fn ttl_deletes_the_finished_job_on_time() {
     let mut j = job("tt", &[("Worker", 1, "")]);
     j["spec"]["runPolicy"] = json!({"ttlSecondsAfterFinished": 3});
     t.create_job(j).await;
-    running_pods(&t, 1).await;
+    t.running_pods(1, T).await;
     t.exit_pod("tt-worker-0", 0).await;
     let done = wait_job(&t, "tt", "Succeeded", T, |j| has_condition(j, "Succeeded")).await;
     let completed = done.status.unwrap().completion_time.unwrap().0;
@@ -377,7 +364,7 @@ async fn suspend_deletes_pods_and_resume_recreates_them() {
     let op = t.operator();
     t.create_job(job("sp", &[("PS", 1, ""), ("Worker", 1, "")]))
         .await;
-    running_pods(&t, 2).await;
+    t.running_pods(2, T).await;
     wait_job(&t, "sp", "Running", T, |j| has_condition(j, "Running")).await;
     let patch = |v: bool| Patch::Merge(json!({"spec": {"runPolicy": {"suspend": v}}}));
     t.jobs()
@@ -402,7 +389,7 @@ async fn suspend_deletes_pods_and_resume_recreates_them() {
         .patch("sp", &PatchParams::default(), &patch(false))
         .await
         .unwrap();
-    running_pods(&t, 2).await;
+    t.running_pods(2, T).await;
     let j = wait_job(&t, "sp", "Running after resume", T, |j| {
         has_condition(j, "Running")
     })
@@ -428,7 +415,7 @@ async fn scaling_workers_down_deletes_the_highest_indices() {
     };
     let op = t.operator();
     t.create_job(job("sc", &[("Worker", 3, "")])).await;
-    running_pods(&t, 3).await;
+    t.running_pods(3, T).await;
     t.jobs()
         .patch(
             "sc",
@@ -456,7 +443,7 @@ async fn restarting_the_operator_creates_no_duplicates_and_keeps_status() {
     let op = t.operator();
     t.create_job(job("rs", &[("PS", 1, ""), ("Worker", 2, "ExitCode")]))
         .await;
-    let before = running_pods(&t, 3).await;
+    let before = t.running_pods(3, T).await;
     t.exit_pod("rs-worker-1", 137).await;
     wait_job(&t, "rs", "a restart recorded", T, |j| {
         j.status.as_ref().is_some_and(|s| {
@@ -468,7 +455,7 @@ async fn restarting_the_operator_creates_no_duplicates_and_keeps_status() {
     .await;
     op.kill();
     let op = t.operator();
-    running_pods(&t, 3).await;
+    t.running_pods(3, T).await;
     let j = wait_job(&t, "rs", "Running", T, |j| has_condition(j, "Running")).await;
     let st = j.status.unwrap();
     assert_eq!(

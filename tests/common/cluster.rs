@@ -154,6 +154,17 @@ impl TestNs {
             .unwrap_or_else(|e| panic!("annotating pod {name}: {e}"));
     }
 
+    /// Waits until exactly `n` pods are Running and not being deleted.
+    pub async fn running_pods(&self, n: usize, timeout: Duration) -> Vec<Arc<Pod>> {
+        wait_for(self.pods(), &format!("{n} running pods"), timeout, |pods| {
+            pods.iter()
+                .filter(|p| pod_phase(p) == "Running" && p.metadata.deletion_timestamp.is_none())
+                .count()
+                == n
+        })
+        .await
+    }
+
     /// Stops the operator, then deletes the namespace.
     pub async fn finish(self, op: Operator) {
         op.stop().await;
@@ -298,11 +309,9 @@ pub async fn wait_job(
 
 /// Whether the job's condition `type_` is True.
 pub fn has_condition(job: &TFJob, type_: &str) -> bool {
-    job.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == type_ && c.status == "True")
-    })
+    job.status
+        .as_ref()
+        .is_some_and(|s| tfjob_operator::plan::conditions::is_true(s, type_))
 }
 
 /// Condition types in order, e.g. ["Created", "Running"].
