@@ -83,3 +83,104 @@ pub fn plan_cleanup(
     }
     plan
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+
+    const UID: &str = "job-uid";
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    fn meta(name: &str, owner: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.into()),
+            uid: Some(format!("uid-{name}")),
+            owner_references: Some(vec![OwnerReference {
+                uid: owner.into(),
+                controller: Some(true),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    }
+
+    fn pod(name: &str, owner: &str, terminating_since: Option<i64>) -> Arc<Pod> {
+        let mut m = meta(name, owner);
+        m.deletion_timestamp =
+            terminating_since.map(|s| Time(Timestamp::from_second(1_800_000_000 - s).unwrap()));
+        Arc::new(Pod {
+            metadata: m,
+            ..Default::default()
+        })
+    }
+
+    fn svc(name: &str) -> Arc<Service> {
+        Arc::new(Service {
+            metadata: meta(name, UID),
+            ..Default::default()
+        })
+    }
+
+    const FORCE: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn orphan_propagation_and_no_children_release_at_once() {
+        let fins = vec![FINALIZER.to_string(), ORPHAN_FINALIZER.to_string()];
+        let p = plan_cleanup(
+            UID,
+            &fins,
+            &[pod("a", UID, None)],
+            &[svc("a")],
+            now(),
+            FORCE,
+        );
+        assert!(p.done && p.actions.is_empty());
+        let p = plan_cleanup(UID, &[FINALIZER.into()], &[], &[], now(), FORCE);
+        assert!(p.done && p.actions.is_empty());
+        // Objects of another owner do not hold the job.
+        let foreign = [pod("x", "other", None)];
+        assert!(plan_cleanup(UID, &[], &foreign, &[], now(), FORCE).done);
+    }
+
+    #[test]
+    fn children_are_deleted_and_the_job_waits() {
+        let p = plan_cleanup(UID, &[], &[pod("a", UID, None)], &[svc("a")], now(), FORCE);
+        assert!(!p.done);
+        assert_eq!(
+            p.actions,
+            vec![
+                Action::DeletePod(ChildRef {
+                    name: "a".into(),
+                    uid: Some("uid-a".into())
+                }),
+                Action::DeleteService(ChildRef {
+                    name: "a".into(),
+                    uid: Some("uid-a".into())
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn pods_stuck_terminating_are_forced_after_the_grace() {
+        // 10 s past its deletion time: wait the remaining 20 s.
+        let p = plan_cleanup(UID, &[], &[pod("a", UID, Some(10))], &[], now(), FORCE);
+        assert!(p.actions.is_empty() && !p.done);
+        assert_eq!(p.requeue_after, Some(Duration::from_secs(20)));
+        // 30 s past: force it, with a Warning event.
+        let p = plan_cleanup(UID, &[], &[pod("a", UID, Some(30))], &[], now(), FORCE);
+        assert_eq!(
+            p.actions,
+            vec![Action::ForceDeletePod(ChildRef {
+                name: "a".into(),
+                uid: Some("uid-a".into())
+            })]
+        );
+        assert_eq!(p.events[0].kind, EventKind::Warning);
+        assert_eq!(p.events[0].reason, "ForceDeletePod");
+    }
+}
