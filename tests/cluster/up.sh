@@ -61,43 +61,21 @@ if [[ ! -f "$pki/admin.crt" ]]; then
   )
 fi
 
-cat > "$dir/kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-clusters:
-- name: local
-  cluster:
-    server: https://127.0.0.1:$AP
-    certificate-authority: $pki/ca.crt
-users:
-- name: admin
-  user:
-    client-certificate: $pki/admin.crt
-    client-key: $pki/admin.key
-contexts:
-- name: local
-  context: {cluster: local, user: admin}
-current-context: local
-KC
-
-operator_token="$(awk -F, '$2=="tfjob-operator" {print $1}' "$pki/tokens.csv")"
-cat > "$dir/operator.kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-clusters:
-- name: local
-  cluster:
-    server: https://127.0.0.1:$AP
-    certificate-authority: $pki/ca.crt
-users:
-- name: tfjob-operator
-  user:
-    token: $operator_token
-contexts:
-- name: local
-  context: {cluster: local, user: tfjob-operator}
-current-context: local
-KC
+# kubeconfig FILE USER CREDENTIAL...: a kubeconfig for this cluster; each CREDENTIAL is one
+# `key: value` line of the user entry.
+kubeconfig() {
+  local file="$1" user="$2"; shift 2
+  {
+    printf 'apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n'
+    printf '    server: https://127.0.0.1:%s\n    certificate-authority: %s\n' "$AP" "$pki/ca.crt"
+    printf 'users:\n- name: %s\n  user:\n' "$user"
+    printf '    %s\n' "$@"
+    printf 'contexts:\n- name: local\n  context: {cluster: local, user: %s}\ncurrent-context: local\n' "$user"
+  } > "$file"
+}
+kubeconfig "$dir/kubeconfig" admin "client-certificate: $pki/admin.crt" "client-key: $pki/admin.key"
+kubeconfig "$dir/operator.kubeconfig" tfjob-operator \
+  "token: $(awk -F, '$2=="tfjob-operator" {print $1}' "$pki/tokens.csv")"
 cat > "$dir/audit-policy.yaml" <<'POLICY'
 apiVersion: audit.k8s.io/v1
 kind: Policy

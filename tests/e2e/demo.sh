@@ -7,6 +7,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 dir="${TFJOB_DEMO_DIR:-/tmp/tfjob-operator-demo}"
+# shellcheck source=lib.sh
+source "$root/tests/e2e/lib.sh"
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 if [[ "${1:-}" == down ]]; then
@@ -30,16 +32,7 @@ helm upgrade --install tfjob-operator "$root/charts/tfjob-operator" -n tfjob-sys
   --set image.repository=tfjob-operator.local/none --wait --timeout 120s | sed -n '1,6p'
 
 say "Running the operator on this machine as the chart's ServiceAccount"
-token="$(kubectl create token tfjob-operator -n tfjob-system --duration=12h)"
-server="$(kubectl config view --minify --raw -o jsonpath='{.clusters[0].cluster.server}')"
-cat > "$dir/operator.kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "$server", certificate-authority: "$dir/pki/ca.crt"}}]
-users: [{name: sa, user: {token: "$token"}}]
-contexts: [{name: c, context: {cluster: c, user: sa}}]
-current-context: c
-KC
+sa_kubeconfig tfjob-operator tfjob-system "$dir/operator.kubeconfig" 12h
 [[ -f "$dir/operator.pid" ]] && kill "$(cat "$dir/operator.pid")" 2>/dev/null || true
 KUBECONFIG="$dir/operator.kubeconfig" nohup "$bin" run --http-addr 127.0.0.1:18080 >"$dir/operator.log" 2>&1 &
 echo $! > "$dir/operator.pid"
@@ -50,7 +43,7 @@ say "Applying the seed TFJob (examples/tfjob-seed.yaml, tf-operator v1.0 layout)
 kubectl create namespace kube-test --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl delete tfjob tfjob-test -n kube-test --ignore-not-found --wait=true >/dev/null
 kubectl apply -f "$root/examples/tfjob-seed.yaml"
-until [[ "$(kubectl get tfjob tfjob-test -n kube-test -o jsonpath='{.status.conditions[?(@.type=="Running")].status}')" == True ]]; do sleep 0.3; done
+wait_cond tfjob/tfjob-test kube-test Running 120 || { echo "the TFJob did not reach Running; see $dir/operator.log" >&2; exit 1; }
 kubectl get tfjobs,pods,services -n kube-test
 echo
 echo "TF_CONFIG of worker 0:"
@@ -58,7 +51,7 @@ kubectl get pod tfjob-test-worker-0 -n kube-test -o jsonpath='{.spec.containers[
 
 say "Simulating worker 0 exiting with code 0 (kwok: annotation test.tfjob-operator.io/exit-code)"
 kubectl annotate pod tfjob-test-worker-0 -n kube-test test.tfjob-operator.io/exit-code=0 >/dev/null
-until [[ "$(kubectl get tfjob tfjob-test -n kube-test -o jsonpath='{.status.conditions[?(@.type=="Succeeded")].status}')" == True ]]; do sleep 0.3; done
+wait_cond tfjob/tfjob-test kube-test Succeeded 120 || { echo "the TFJob did not succeed; see $dir/operator.log" >&2; exit 1; }
 kubectl wait --for=delete pod/tfjob-test-ps-0 -n kube-test --timeout=30s >/dev/null
 kubectl get tfjobs -n kube-test
 kubectl get pods -n kube-test

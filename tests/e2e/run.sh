@@ -28,16 +28,8 @@ cleanup() {
 }
 trap cleanup EXIT
 k() { kubectl "$@"; }
-# wait_cond KIND/NAME NAMESPACE TYPE TIMEOUT: until condition TYPE is True (kubectl wait errors
-# out while .status.conditions is still empty, so poll).
-wait_cond() {
-  local deadline=$(( $(date +%s) + $4 )) ns_args=()
-  [[ -n "$2" ]] && ns_args=(-n "$2")
-  until [[ "$(k get "$1" "${ns_args[@]}" -o jsonpath="{.status.conditions[?(@.type==\"$3\")].status}" 2>/dev/null)" == True ]]; do
-    (( $(date +%s) < deadline )) || return 1
-    sleep 0.5
-  done
-}
+# shellcheck source=lib.sh
+source "$root/tests/e2e/lib.sh"
 
 log "helm lint"
 helm lint "$root/charts/tfjob-operator" >/dev/null || fail "helm lint"
@@ -65,17 +57,7 @@ helm install "$release" "$root/charts/tfjob-operator" -n "$sys_ns" --wait --time
 
 if [[ "$mode" == local ]]; then
   log "running the operator on this host as the chart's ServiceAccount"
-  token="$(k create token "$release" -n "$sys_ns" --duration=2h)"
-  server="$(k config view --minify --raw -o jsonpath='{.clusters[0].cluster.server}')"
-  ca="$(k config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority}')"
-  cat > "$work/sa.kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "$server", certificate-authority: "$ca"}}]
-users: [{name: sa, user: {token: "$token"}}]
-contexts: [{name: c, context: {cluster: c, user: sa}}]
-current-context: c
-KC
+  sa_kubeconfig "$release" "$sys_ns" "$work/sa.kubeconfig" 2h
   KUBECONFIG="$work/sa.kubeconfig" RUST_LOG=info "$bin" run --http-addr 127.0.0.1:0 >"$work/operator.log" 2>&1 &
   op_pid=$!
 fi
