@@ -169,12 +169,25 @@ where
     }
 }
 
+/// Waits until `n` pods of `pods` are Running.
+async fn all_pods_running(pods: &Api<Pod>, n: usize) {
+    watch_until(
+        pods.clone(),
+        |_| {},
+        |all| {
+            all.iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count()
+                == n
+        },
+    )
+    .await;
+}
+
 fn has(j: &TFJob, t: &str) -> bool {
-    j.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == t && c.status == "True")
-    })
+    j.status
+        .as_ref()
+        .is_some_and(|s| tfjob_operator::plan::conditions::is_true(s, t))
 }
 
 #[derive(Default, serde::Serialize)]
@@ -255,17 +268,7 @@ async fn main() {
             }
         })
         .await;
-    watch_until(
-        pods.clone(),
-        |_| {},
-        |all| {
-            all.iter()
-                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-                .count()
-                == n_pods
-        },
-    )
-    .await;
+    all_pods_running(&pods, n_pods).await;
     let raw_up = raw_up.elapsed().as_secs_f64();
     let raw_down = Instant::now();
     pods.delete_collection(
@@ -360,17 +363,7 @@ async fn main() {
         |all| all.len() == args.jobs && all.iter().all(|j| has(j, "Running")),
     )
     .await;
-    watch_until(
-        pods.clone(),
-        |_| {},
-        |all| {
-            all.iter()
-                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-                .count()
-                == n_pods
-        },
-    )
-    .await;
+    all_pods_running(&pods, n_pods).await;
     watch_until(svcs.clone(), |_| {}, |all| all.len() == n_pods).await;
     let created = created.lock().unwrap().clone();
     let lat: Vec<f64> = running_at
