@@ -162,6 +162,20 @@ fn last_condition(p: &Plan) -> (String, String, String) {
     )
 }
 
+/// Conditions as (type, status, reason), in order.
+fn triples(st: &TFJobStatus) -> Vec<(&str, &str, &str)> {
+    st.conditions
+        .iter()
+        .map(|c| {
+            (
+                c.type_.as_str(),
+                c.status.as_str(),
+                c.reason.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 fn reasons(p: &Plan) -> Vec<&str> {
     p.events.iter().map(|e| e.reason.as_str()).collect()
 }
@@ -659,17 +673,7 @@ fn suspend_and_resume() {
     assert!(p.actions.is_empty());
     let st = status(&p);
     assert_eq!(st.start_time, None);
-    let conds: Vec<_> = st
-        .conditions
-        .iter()
-        .map(|c| {
-            (
-                c.type_.as_str(),
-                c.status.as_str(),
-                c.reason.as_deref().unwrap(),
-            )
-        })
-        .collect();
+    let conds = triples(st);
     assert_eq!(
         conds,
         vec![
@@ -696,17 +700,7 @@ fn suspend_and_resume() {
             vec!["test-tfjob-worker-0".into()]
         )
     );
-    let conds: Vec<_> = status(&p)
-        .conditions
-        .iter()
-        .map(|c| {
-            (
-                c.type_.as_str(),
-                c.status.as_str(),
-                c.reason.as_deref().unwrap(),
-            )
-        })
-        .collect();
+    let conds = triples(status(&p));
     assert_eq!(
         conds,
         vec![
