@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
 use super::error::{Error, is_namespace_terminating, is_status};
+use super::own_writes::{ChildWrites, OwnWrites};
 use crate::api::TFJob;
 use crate::plan::{Action, ChildRef, EventKind, JobEvent};
 use crate::runtime::metrics::Metrics;
@@ -118,17 +119,30 @@ const SERVICE: ChildKind = ChildKind {
     noun: "service",
 };
 
-async fn create_child<K>(api: &Api<K>, ns: &str, kind: ChildKind, obj: &K) -> Outcome
+/// Where a child is written: its API, and our record of writes the cache may not show yet.
+struct Target<'a, K> {
+    api: Api<K>,
+    writes: &'a OwnWrites<K>,
+    ns: &'a str,
+    job_uid: &'a str,
+    kind: ChildKind,
+}
+
+async fn create_child<K>(to: Target<'_, K>, obj: &K) -> Outcome
 where
     K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
 {
+    let (ns, kind) = (to.ns, to.kind);
     let name = obj.name_any();
-    match api.create(&PostParams::default(), obj).await {
-        Ok(_) => ok(normal(
-            &format!("SuccessfulCreate{}", kind.kind),
-            format!("Created {}: {name}", kind.noun),
-            (kind.kind, &name),
-        )),
+    match to.api.create(&PostParams::default(), obj).await {
+        Ok(created) => {
+            to.writes.stored(to.job_uid, created);
+            ok(normal(
+                &format!("SuccessfulCreate{}", kind.kind),
+                format!("Created {}: {name}", kind.noun),
+                (kind.kind, &name),
+            ))
+        }
         // Deterministic names: it was created by an earlier pass.
         Err(e) if is_status(&e, 409) => ok(None),
         Err(e) => failed(
@@ -139,24 +153,32 @@ where
     }
 }
 
-async fn delete_child<K>(
-    api: &Api<K>,
-    ns: &str,
-    kind: ChildKind,
-    child: &ChildRef,
-    grace: Option<u32>,
-) -> Outcome
+async fn delete_child<K>(to: Target<'_, K>, child: &ChildRef, grace: Option<u32>) -> Outcome
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    match api.delete(&child.name, &delete_params(child, grace)).await {
-        Ok(_) => ok(normal(
-            &format!("SuccessfulDelete{}", kind.kind),
-            format!("Deleted {}: {}", kind.noun, child.name),
-            (kind.kind, &child.name),
-        )),
-        // Gone already, or replaced by a newer object of the same name.
-        Err(e) if is_status(&e, 404) || is_status(&e, 409) => ok(None),
+    let (ns, kind) = (to.ns, to.kind);
+    match to
+        .api
+        .delete(&child.name, &delete_params(child, grace))
+        .await
+    {
+        Ok(answer) => {
+            to.writes
+                .deleted(to.job_uid, &child.name, child.uid.clone(), answer.left());
+            ok(normal(
+                &format!("SuccessfulDelete{}", kind.kind),
+                format!("Deleted {}: {}", kind.noun, child.name),
+                (kind.kind, &child.name),
+            ))
+        }
+        Err(e) if is_status(&e, 404) => {
+            to.writes
+                .deleted(to.job_uid, &child.name, child.uid.clone(), None);
+            ok(None)
+        }
+        // Replaced by a newer object of the same name.
+        Err(e) if is_status(&e, 409) => ok(None),
         Err(e) => failed(
             &format!("FailedDelete{}", kind.kind),
             format!("deleting {} {ns}/{}", kind.noun, child.name),
@@ -165,15 +187,34 @@ where
     }
 }
 
-async fn run_one(client: &kube::Client, job: &TFJob, ns: &str, action: Action) -> Outcome {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+async fn run_one(
+    client: &kube::Client,
+    writes: &ChildWrites,
+    job: &TFJob,
+    ns: &str,
+    action: Action,
+) -> Outcome {
+    let job_uid = job.meta().uid.as_deref().unwrap_or_default();
+    let pods = || Target {
+        api: Api::<Pod>::namespaced(client.clone(), ns),
+        writes: &writes.pods,
+        ns,
+        job_uid,
+        kind: POD,
+    };
+    let services = || Target {
+        api: Api::<Service>::namespaced(client.clone(), ns),
+        writes: &writes.services,
+        ns,
+        job_uid,
+        kind: SERVICE,
+    };
     match action {
-        Action::CreatePod(pod) => create_child(&pods, ns, POD, &pod).await,
-        Action::CreateService(svc) => create_child(&services, ns, SERVICE, &svc).await,
-        Action::DeletePod(child) => delete_child(&pods, ns, POD, &child, None).await,
-        Action::ForceDeletePod(child) => delete_child(&pods, ns, POD, &child, Some(0)).await,
-        Action::DeleteService(child) => delete_child(&services, ns, SERVICE, &child, None).await,
+        Action::CreatePod(pod) => create_child(pods(), &pod).await,
+        Action::CreateService(svc) => create_child(services(), &svc).await,
+        Action::DeletePod(child) => delete_child(pods(), &child, None).await,
+        Action::ForceDeletePod(child) => delete_child(pods(), &child, Some(0)).await,
+        Action::DeleteService(child) => delete_child(services(), &child, None).await,
         Action::DeleteJob => {
             let jobs: Api<TFJob> = Api::namespaced(client.clone(), ns);
             let name = job.name_any();
@@ -190,10 +231,11 @@ async fn run_one(client: &kube::Client, job: &TFJob, ns: &str, action: Action) -
     }
 }
 
-/// Executes `actions` for `job` concurrently and publishes their events. Returns the first
-/// error after every action has been attempted.
+/// Executes `actions` for `job` concurrently, records what was written in `writes` and
+/// publishes their events. Returns the first error after every action has been attempted.
 pub async fn execute(
     client: &kube::Client,
+    writes: &ChildWrites,
     recorder: &Recorder,
     metrics: &Metrics,
     job: &TFJob,
@@ -204,7 +246,12 @@ pub async fn execute(
     }
     let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     debug!(count = actions.len(), "executing actions");
-    let outcomes = join_all(actions.into_iter().map(|a| run_one(client, job, &ns, a))).await;
+    let outcomes = join_all(
+        actions
+            .into_iter()
+            .map(|a| run_one(client, writes, job, &ns, a)),
+    )
+    .await;
     let mut events = Vec::new();
     let mut first_error = None;
     for o in outcomes {

@@ -4,13 +4,16 @@
 
 pub mod act;
 pub mod backoff;
+pub mod cache;
 pub mod error;
+pub mod own_writes;
 pub mod release;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, PostParams};
@@ -28,8 +31,10 @@ use crate::api::labels::{JOB_NAME_LABEL, MANAGED_SELECTOR};
 use crate::plan::cleanup::{FINALIZER, plan_cleanup};
 use crate::plan::{self, PlanConfig};
 use crate::runtime::metrics::{ErrorLabels, Metrics};
+use cache::{slim_pod, slim_service, slim_tfjob};
 pub use error::Error;
 use error::is_status;
+use own_writes::{ChildWrites, SeenRevision};
 
 /// Settings of the reconciler.
 #[derive(Clone, Debug)]
@@ -45,6 +50,10 @@ pub struct ControllerConfig {
     /// Quiet time after a change before a job is reconciled; folds bursts of pod events (and our
     /// own status write coming back) into one reconcile.
     pub debounce: Duration,
+    /// How long a status change that only reports progress (replica counts, Running) may wait
+    /// to be written together with the changes that follow it. Restarts, failures and
+    /// completion are written at once.
+    pub status_batch: Duration,
 }
 
 impl Default for ControllerConfig {
@@ -55,6 +64,7 @@ impl Default for ControllerConfig {
             force_delete_after: Duration::from_secs(300),
             namespace: None,
             debounce: Duration::from_millis(100),
+            status_batch: Duration::from_secs(1),
         }
     }
 }
@@ -62,15 +72,19 @@ impl Default for ControllerConfig {
 /// Shared state of all reconciles.
 pub struct Context {
     client: Client,
-    recorder: Recorder,
+    reporter: Reporter,
     pods: Store<Pod>,
     services: Store<Service>,
+    /// Our pod and service writes the stores may not show yet.
+    writes: ChildWrites,
+    /// Since when a progress-only status change has been waiting to be written, per UID.
+    status_waiting: Mutex<HashMap<String, Instant>>,
     config: ControllerConfig,
     backoff: backoff::ErrorBackoff,
     metrics: Arc<Metrics>,
     /// The TFJob as returned by our last status write, per UID, until the watch catches up:
     /// planning from it instead of an older cached copy avoids 409s on the next write.
-    written: std::sync::Mutex<std::collections::HashMap<String, (String, crate::api::TFJobStatus)>>,
+    written: Mutex<HashMap<String, (String, crate::api::TFJobStatus)>>,
 }
 
 /// Resource versions are etcd revisions; compared only to tell which of two copies is newer,
@@ -116,6 +130,41 @@ impl Context {
         if let Some(uid) = job.uid() {
             let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
             written.remove(&uid);
+            self.status_waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&uid);
+            self.writes.forget(&uid);
+        }
+    }
+
+    /// An event recorder for one reconcile. kube-runtime's Recorder keeps every event it
+    /// published for six minutes to fold repeats into a series; shared across all jobs that
+    /// cache was a third of the operator's memory at 1000 jobs, so each reconcile gets its own
+    /// (repeats within a reconcile are still folded).
+    fn recorder(&self) -> Recorder {
+        Recorder::new(self.client.clone(), self.reporter.clone())
+    }
+
+    /// Whether a status change may wait, given `may_wait` from the planner; when it may, how
+    /// long until it is due. A change that must not wait ends any waiting.
+    fn status_due_in(&self, job: &TFJob, may_wait: bool) -> Option<Duration> {
+        let uid = job.uid()?;
+        let mut waiting = self
+            .status_waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !may_wait {
+            waiting.remove(&uid);
+            return None;
+        }
+        let since = *waiting.entry(uid.clone()).or_insert_with(Instant::now);
+        let left = self.config.status_batch.saturating_sub(since.elapsed());
+        if left.is_zero() {
+            waiting.remove(&uid);
+            None
+        } else {
+            Some(left)
         }
     }
 }
@@ -132,6 +181,7 @@ fn key(job: &TFJob) -> String {
 
 /// The pods and services in the stores that belong to `job` by label (ownership is checked by
 /// the planner).
+/// Our own writes the stores have not caught up with are laid over them.
 fn children_of(ctx: &Context, job: &TFJob) -> (Vec<Arc<Pod>>, Vec<Arc<Service>>) {
     let ns = job.namespace();
     let name = job.name_any();
@@ -155,11 +205,16 @@ fn children_of(ctx: &Context, job: &TFJob) -> (Vec<Arc<Pod>>, Vec<Arc<Service>>)
         .into_iter()
         .filter(|s| mine(s.meta()))
         .collect();
-    (pods, services)
+    let uid = job.uid().unwrap_or_default();
+    (
+        ctx.writes.pods.overlay(&uid, pods),
+        ctx.writes.services.overlay(&uid, services),
+    )
 }
 
 async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
     let (pods, services) = children_of(ctx, &job);
+    let recorder = ctx.recorder();
     let mut job = ctx.freshest(job);
     // A 409 on the status write means our cached TFJob was older than the stored one. Plan again
     // from the stored version against the same observation of pods, so that decisions taken in
@@ -170,27 +225,34 @@ async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
         let first_pass = job.status.as_ref().is_none_or(|s| s.conditions.is_empty());
         act::execute(
             &ctx.client,
-            &ctx.recorder,
+            &ctx.writes,
+            &recorder,
             &ctx.metrics,
             &job,
             decision.actions,
         )
         .await?;
-        if let Some(status) = decision.status {
-            match write_status(ctx, &job, status).await {
-                Err(Error::Conflict(_)) if attempt < 2 => {
-                    job = Arc::new(fresh(ctx, &job).await?);
-                    continue;
-                }
-                other => other?,
-            }
+        let mut requeue_after = decision.requeue_after;
+        match decision.status {
+            Some(status) => match ctx.status_due_in(&job, decision.status_may_wait) {
+                Some(wait) => requeue_after = Some(requeue_after.map_or(wait, |r| r.min(wait))),
+                None => match write_status(ctx, &job, status).await {
+                    Err(Error::Conflict(_)) if attempt < 2 => {
+                        job = Arc::new(fresh(ctx, &job).await?);
+                        continue;
+                    }
+                    other => other?,
+                },
+            },
+            // Nothing to write: nothing is waiting either.
+            None => _ = ctx.status_due_in(&job, false),
         }
         if first_pass {
             ctx.metrics
                 .count_event(&job.namespace().unwrap_or_default(), "TFJobCreated");
         }
-        act::publish(&ctx.recorder, &ctx.metrics, &job, decision.events).await;
-        return Ok(match decision.requeue_after {
+        act::publish(&recorder, &ctx.metrics, &job, decision.events).await;
+        return Ok(match requeue_after {
             // A little slack so the deadline has surely passed when we look again.
             Some(after) => Requeue::requeue(after + Duration::from_millis(50)),
             None => Requeue::await_change(),
@@ -255,10 +317,12 @@ async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
         ctx.forget(&job);
         return Ok(Requeue::await_change());
     }
-    act::publish(&ctx.recorder, &ctx.metrics, &job, decision.events).await;
+    let recorder = ctx.recorder();
+    act::publish(&recorder, &ctx.metrics, &job, decision.events).await;
     act::execute(
         &ctx.client,
-        &ctx.recorder,
+        &ctx.writes,
+        &recorder,
         &ctx.metrics,
         &job,
         decision.actions,
@@ -345,6 +409,16 @@ fn error_policy(job: Arc<TFJob>, err: &Error, ctx: Arc<Context>) -> Requeue {
     Requeue::requeue(delay)
 }
 
+/// Notes how far a store has caught up, after the reflector applied `event` to it.
+fn observed<K: Resource>(seen: &SeenRevision, event: &watcher::Event<K>) {
+    match event {
+        watcher::Event::Apply(obj)
+        | watcher::Event::Delete(obj)
+        | watcher::Event::InitApply(obj) => seen.observe(obj),
+        watcher::Event::Init | watcher::Event::InitDone => {}
+    }
+}
+
 /// Runs the controller until `shutdown` resolves; in-flight reconciles finish first.
 pub async fn run(
     client: Client,
@@ -366,42 +440,33 @@ pub async fn run(
             ),
         };
     let children = watcher::Config::default().labels(MANAGED_SELECTOR);
+    let (pods_seen, services_seen) = (SeenRevision::default(), SeenRevision::default());
     let (pods, pod_writer) = reflector::store();
+    let seen = pods_seen.clone();
     let pod_stream = reflector::reflector(
         pod_writer,
-        watcher(pods_api, children.clone()).modify(|p: &mut Pod| {
-            // Keep only what the planner reads (metadata, phase, container states): the cache
-            // is most of the operator's memory.
-            p.managed_fields_mut().clear();
-            p.annotations_mut().clear();
-            p.spec = None;
-            if let Some(st) = p.status.as_mut() {
-                st.conditions = None;
-                st.pod_ips = None;
-                st.host_ips = None;
-            }
-        }),
+        watcher(pods_api, children.clone()).modify(slim_pod),
     )
+    .inspect_ok(move |ev| observed(&seen, ev))
     .default_backoff()
     .touched_objects();
     let (services, svc_writer) = reflector::store();
+    let seen = services_seen.clone();
     let svc_stream = reflector::reflector(
         svc_writer,
-        watcher(services_api, children).modify(|s: &mut Service| {
-            s.managed_fields_mut().clear();
-            s.annotations_mut().clear();
-            s.spec = None;
-            s.status = None;
-        }),
+        watcher(services_api, children).modify(slim_service),
     )
+    .inspect_ok(move |ev| observed(&seen, ev))
     .default_backoff()
     .touched_objects();
 
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), Reporter::from("tfjob-controller")),
+        reporter: Reporter::from("tfjob-controller"),
         client,
         pods,
         services,
+        writes: ChildWrites::new(pods_seen, services_seen),
+        status_waiting: Mutex::default(),
         backoff: backoff::ErrorBackoff::new(Duration::from_millis(500), Duration::from_secs(300)),
         config: config.clone(),
         metrics: metrics.clone(),
@@ -420,13 +485,7 @@ pub async fn run(
     let (job_store, job_writer) = reflector::store();
     let job_stream = reflector::reflector(
         job_writer,
-        watcher(jobs, watcher::Config::default()).modify(|j: &mut TFJob| {
-            // Never read by the planner; managedFields and kubectl's last-applied copy of the
-            // spec would double the cache.
-            j.managed_fields_mut().clear();
-            j.annotations_mut()
-                .remove("kubectl.kubernetes.io/last-applied-configuration");
-        }),
+        watcher(jobs, watcher::Config::default()).modify(slim_tfjob),
     )
     .default_backoff()
     .applied_objects();

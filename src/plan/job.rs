@@ -272,8 +272,29 @@ pub fn plan(
         // reconcile (one status write fewer per job).
         finished(&mut p, &mut st, &spec, &children, now);
     }
-    p.status = (st != old).then_some(st);
+    if st != old {
+        p.status_may_wait = !old.conditions.is_empty() && only_progress(&old, &st);
+        p.status = Some(st);
+    }
     p
+}
+
+/// Whether `new` differs from `old` only in how many replicas are running, succeeded or failed,
+/// and possibly in the Running condition: progress that may be batched with what follows, as
+/// opposed to restarts, failures and completion, which are written at once.
+fn only_progress(old: &TFJobStatus, new: &TFJobStatus) -> bool {
+    if conditions::is_finished(new) {
+        return false;
+    }
+    let without_progress = |st: &TFJobStatus| {
+        let mut st = st.clone();
+        st.conditions.retain(|c| c.type_ != kind::RUNNING);
+        for rs in st.replica_statuses.values_mut() {
+            (rs.active, rs.succeeded, rs.failed) = (0, 0, 0);
+        }
+        st
+    };
+    without_progress(old) == without_progress(new)
 }
 
 /// Result of one pass over the replicas.

@@ -207,6 +207,7 @@ fn new_job_creates_every_pod_and_service_and_the_created_condition() {
         st.replica_statuses.keys().collect::<Vec<_>>(),
         vec!["PS", "Worker"]
     );
+    assert!(!p.status_may_wait, "Created is written at once");
 }
 
 #[test]
@@ -338,6 +339,10 @@ fn running_pods_make_the_job_running_and_a_second_pass_changes_nothing() {
     );
     assert_eq!(status(&p).replica_statuses["Worker"].active, 1);
     assert_eq!(status(&p).replica_statuses["PS"].active, 1);
+    assert!(
+        p.status_may_wait,
+        "becoming Running is progress that may be batched"
+    );
     let mut j2 = j.clone();
     j2.status = p.status.clone();
     let again = plan(&j2, &pods, &svcs, now(), &cfg());
@@ -361,6 +366,7 @@ fn worker0_success_succeeds_the_job_then_running_pods_are_cleaned() {
     );
     assert_eq!(status(&p).completion_time, Some(Time(now())));
     assert!(reasons(&p).contains(&"TFJobSucceeded"));
+    assert!(!p.status_may_wait, "completion is written at once");
     // The same pass cleans up by cleanPodPolicy Running (our default): running pods + services.
     let (dp, ds) = deletes(&p);
     assert_eq!(dp, vec!["test-tfjob-ps-0", "test-tfjob-worker-1"]);
@@ -562,6 +568,7 @@ fn on_failure_pods_that_fail_are_recreated() {
     );
     assert_eq!(deletes(&p).0, vec!["test-tfjob-worker-0"]);
     assert_eq!(last_condition(&p).0, "Restarting");
+    assert!(!p.status_may_wait, "a restart is counted at once");
 }
 
 #[test]
