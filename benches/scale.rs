@@ -90,11 +90,13 @@ fn proc_usage(pid: u32) -> (f64, u64, u64) {
     (ticks / 100.0, kb("VmHWM:"), kb("VmRSS:"))
 }
 
-/// Requests of the operator's user in the audit log, between two offsets, by "verb resource".
-fn audit_counts(log: &Path, from: u64, to: u64) -> BTreeMap<String, u64> {
+/// Requests of the operator's user in the audit log, between two offsets, by "verb resource";
+/// and those the API server refused, by "code verb resource".
+fn audit_counts(log: &Path, from: u64, to: u64) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
     let text = std::fs::read(log).unwrap_or_default();
     let slice = &text[(from as usize).min(text.len())..(to as usize).min(text.len())];
     let mut counts = BTreeMap::new();
+    let mut refused = BTreeMap::new();
     for line in slice.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let Ok(v) = serde_json::from_slice::<Value>(line) else {
             continue;
@@ -107,15 +109,34 @@ fn audit_counts(log: &Path, from: u64, to: u64) -> BTreeMap<String, u64> {
         if let Some(sub) = o["subresource"].as_str() {
             resource = format!("{resource}/{sub}");
         }
-        *counts
-            .entry(format!(
-                "{} {}",
-                v["verb"].as_str().unwrap_or("?"),
-                resource
-            ))
-            .or_insert(0) += 1;
+        let request = format!("{} {resource}", v["verb"].as_str().unwrap_or("?"));
+        let code = v["responseStatus"]["code"].as_u64().unwrap_or(0);
+        if code >= 400 {
+            *refused.entry(format!("{code} {request}")).or_insert(0) += 1;
+        }
+        *counts.entry(request).or_insert(0) += 1;
     }
-    counts
+    (counts, refused)
+}
+
+/// CPU model, CPU count and memory of this machine, from /proc.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown CPU", str::trim)
+        .to_string();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gib = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpus} x {model}, {mem_gib:.0} GiB")
 }
 
 fn log_len(log: &Path) -> u64 {
@@ -200,6 +221,8 @@ struct Phase {
     operator_cpu_seconds: f64,
     operator_peak_rss_mib: f64,
     operator_requests: BTreeMap<String, u64>,
+    /// Requests the API server refused (conflicts, not found, throttling), by code.
+    operator_refused: BTreeMap<String, u64>,
     raw_seconds: Option<f64>,
     ratio_to_raw: Option<f64>,
 }
@@ -312,6 +335,7 @@ async fn main() {
         |name: &str, wall: f64, lat: Option<Vec<f64>>, raw: Option<f64>, mark: &mut (f64, u64)| {
             let (cpu, hwm, _) = proc_usage(pid);
             let end = log_len(&audit);
+            let (operator_requests, operator_refused) = audit_counts(&audit, mark.1, end);
             let p = Phase {
                 name: name.into(),
                 wall_seconds: wall,
@@ -320,7 +344,8 @@ async fn main() {
                 latency_max_seconds: lat.map(|l| percentile(l, 1.0)),
                 operator_cpu_seconds: cpu - mark.0,
                 operator_peak_rss_mib: hwm as f64 / 1024.0,
-                operator_requests: audit_counts(&audit, mark.1, end),
+                operator_requests,
+                operator_refused,
                 raw_seconds: raw,
                 ratio_to_raw: raw.map(|r| wall / r),
             };
@@ -462,7 +487,6 @@ async fn main() {
         &mut mark,
     );
 
-    // Idle: 1000s of jobs idle is measured as CPU over 20 s with nothing happening.
     let _ = op.kill();
     let _ = op.wait();
     let _ = nsapi.delete(&ns, &DeleteParams::default()).await;
@@ -498,12 +522,20 @@ async fn main() {
         "operator API requests per job: {:.2} ({total} in all: {all:?})",
         total as f64 / args.jobs as f64
     );
+    let mut refused: BTreeMap<String, u64> = BTreeMap::new();
+    for p in &phases {
+        for (k, v) in &p.operator_refused {
+            *refused.entry(k.clone()).or_default() += v;
+        }
+    }
+    println!("operator requests refused by the API server: {refused:?}");
+    println!("machine: {}", machine());
     if let Some(path) = &args.json {
         let out = json!({
             "jobs": args.jobs, "ps": args.ps, "workers": args.workers, "concurrency": args.concurrency,
             "raw": {"create_running_seconds": raw_up, "delete_seconds": raw_down},
             "phases": phases, "requests_total": all, "requests_per_job": total as f64 / args.jobs as f64,
-            "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
+            "refused_total": refused, "machine": machine(),
         });
         std::fs::write(path, serde_json::to_string_pretty(&out).unwrap()).expect("write json");
         println!("wrote {}", path.display());
