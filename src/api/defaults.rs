@@ -322,10 +322,10 @@ mod tests {
                 .map(|k| {
                     (
                         k.to_string(),
-                        ReplicaSpec {
+                        Box::new(ReplicaSpec {
                             template: Some(template(&[("tensorflow", "tf:2")])),
                             ..Default::default()
-                        },
+                        }),
                     )
                 })
                 .collect(),

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod error;
 pub mod own_writes;
 pub mod release;
+pub mod status_batch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,7 @@ use cache::{slim_pod, slim_service, slim_tfjob};
 pub use error::Error;
 use error::is_status;
 use own_writes::{ChildWrites, SeenRevision};
+use status_batch::StatusBatch;
 
 /// Settings of the reconciler.
 #[derive(Clone, Debug)]
@@ -77,8 +79,8 @@ pub struct Context {
     services: Store<Service>,
     /// Our pod and service writes the stores may not show yet.
     writes: ChildWrites,
-    /// Since when a progress-only status change has been waiting to be written, per UID.
-    status_waiting: Mutex<HashMap<String, Instant>>,
+    /// Progress-only status changes waiting to be written together.
+    status_batch: StatusBatch,
     config: ControllerConfig,
     backoff: backoff::ErrorBackoff,
     metrics: Arc<Metrics>,
@@ -130,10 +132,7 @@ impl Context {
         if let Some(uid) = job.uid() {
             let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
             written.remove(&uid);
-            self.status_waiting
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&uid);
+            self.status_batch.clear(&uid);
             self.writes.forget(&uid);
         }
     }
@@ -144,28 +143,6 @@ impl Context {
     /// (repeats within a reconcile are still folded).
     fn recorder(&self) -> Recorder {
         Recorder::new(self.client.clone(), self.reporter.clone())
-    }
-
-    /// Whether a status change may wait, given `may_wait` from the planner; when it may, how
-    /// long until it is due. A change that must not wait ends any waiting.
-    fn status_due_in(&self, job: &TFJob, may_wait: bool) -> Option<Duration> {
-        let uid = job.uid()?;
-        let mut waiting = self
-            .status_waiting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if !may_wait {
-            waiting.remove(&uid);
-            return None;
-        }
-        let since = *waiting.entry(uid.clone()).or_insert_with(Instant::now);
-        let left = self.config.status_batch.saturating_sub(since.elapsed());
-        if left.is_zero() {
-            waiting.remove(&uid);
-            None
-        } else {
-            Some(left)
-        }
     }
 }
 
@@ -234,7 +211,11 @@ async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
         .await?;
         let mut requeue_after = decision.requeue_after;
         match decision.status {
-            Some(status) => match ctx.status_due_in(&job, decision.status_may_wait) {
+            Some(status) => match ctx.status_batch.due_in(
+                &job.uid().unwrap_or_default(),
+                decision.status_may_wait,
+                Instant::now(),
+            ) {
                 Some(wait) => requeue_after = Some(requeue_after.map_or(wait, |r| r.min(wait))),
                 None => match write_status(ctx, &job, status).await {
                     Err(Error::Conflict(_)) if attempt < 2 => {
@@ -245,7 +226,7 @@ async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
                 },
             },
             // Nothing to write: nothing is waiting either.
-            None => _ = ctx.status_due_in(&job, false),
+            None => ctx.status_batch.clear(&job.uid().unwrap_or_default()),
         }
         if first_pass {
             ctx.metrics
@@ -409,6 +390,11 @@ fn error_policy(job: Arc<TFJob>, err: &Error, ctx: Arc<Context>) -> Requeue {
     Requeue::requeue(delay)
 }
 
+/// Objects per page of the initial LIST. A page is held in full (managedFields, pod specs)
+/// until every object in it has been trimmed into the cache; kube's default of 500 made a
+/// restart with 1000 running jobs peak far above the steady state.
+const LIST_PAGE_SIZE: u32 = 100;
+
 /// Notes how far a store has caught up, after the reflector applied `event` to it.
 fn observed<K: Resource>(seen: &SeenRevision, event: &watcher::Event<K>) {
     match event {
@@ -439,7 +425,9 @@ pub async fn run(
                 Api::all(client.clone()),
             ),
         };
-    let children = watcher::Config::default().labels(MANAGED_SELECTOR);
+    let children = watcher::Config::default()
+        .page_size(LIST_PAGE_SIZE)
+        .labels(MANAGED_SELECTOR);
     let (pods_seen, services_seen) = (SeenRevision::default(), SeenRevision::default());
     let (pods, pod_writer) = reflector::store();
     let seen = pods_seen.clone();
@@ -466,7 +454,7 @@ pub async fn run(
         pods,
         services,
         writes: ChildWrites::new(pods_seen, services_seen),
-        status_waiting: Mutex::default(),
+        status_batch: StatusBatch::new(config.status_batch),
         backoff: backoff::ErrorBackoff::new(Duration::from_millis(500), Duration::from_secs(300)),
         config: config.clone(),
         metrics: metrics.clone(),
@@ -485,7 +473,7 @@ pub async fn run(
     let (job_store, job_writer) = reflector::store();
     let job_stream = reflector::reflector(
         job_writer,
-        watcher(jobs, watcher::Config::default()).modify(slim_tfjob),
+        watcher(jobs, watcher::Config::default().page_size(LIST_PAGE_SIZE)).modify(slim_tfjob),
     )
     .default_backoff()
     .applied_objects();

@@ -52,7 +52,7 @@ fn job(replicas: &[(&str, i32, Option<RestartPolicy>)]) -> TFJob {
         TFJobSpec {
             tf_replica_specs: replicas
                 .iter()
-                .map(|(k, n, p)| (k.to_string(), replica(*n, *p)))
+                .map(|(k, n, p)| (k.to_string(), Box::new(replica(*n, *p))))
                 .collect(),
             ..Default::default()
         },

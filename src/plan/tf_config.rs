@@ -137,7 +137,7 @@ mod tests {
                 .map(|(k, n)| {
                     (
                         k.to_string(),
-                        ReplicaSpec {
+                        Box::new(ReplicaSpec {
                             replicas: Some(*n),
                             template: Some(PodTemplateSpec {
                                 metadata: None,
@@ -154,7 +154,7 @@ mod tests {
                                 }),
                             }),
                             ..Default::default()
-                        },
+                        }),
                     )
                 })
                 .collect(),

@@ -165,9 +165,18 @@ impl TestNs {
         .await
     }
 
-    /// Stops the operator, then deletes the namespace.
+    /// Stops the operator, releases the finalizers it leaves behind (as `tfjob-operator
+    /// release-finalizers` does), then deletes the namespace. Without the release the
+    /// namespace would stay Terminating for good, and the namespace controller's retries would
+    /// load the API server for every later test.
     pub async fn finish(self, op: Operator) {
         op.stop().await;
+        tfjob_operator::controller::release::release_finalizers(
+            self.client.clone(),
+            Some(&self.ns),
+        )
+        .await
+        .expect("finalizers released");
         self.cleanup().await;
     }
 
