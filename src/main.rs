@@ -54,6 +54,14 @@ enum Command {
         /// Address of the /healthz, /readyz and /metrics endpoints.
         #[arg(long, env = "TFJOB_HTTP_ADDR", default_value = "127.0.0.1:8080")]
         http_addr: std::net::SocketAddr,
+        /// Milliseconds of quiet after a change before a job is reconciled (folds bursts of pod
+        /// events into one pass).
+        #[arg(long, env = "TFJOB_DEBOUNCE_MS", default_value_t = 100)]
+        debounce_ms: u64,
+        /// Milliseconds a progress-only status change (replica counts, Running) may wait for the
+        /// job's other pods to come up, so they are reported in one write (0: write at once).
+        #[arg(long, env = "TFJOB_STATUS_BATCH_MS", default_value_t = 1000)]
+        status_batch_ms: u64,
     },
     /// Print the TFJob CustomResourceDefinition as YAML.
     Crd,
@@ -128,6 +136,8 @@ async fn main() -> ExitCode {
             force_delete_after_seconds,
             namespace,
             http_addr,
+            debounce_ms,
+            status_batch_ms,
         } => {
             init_tracing();
             let Some(client) = client().await else {
@@ -145,7 +155,8 @@ async fn main() -> ExitCode {
                 concurrency: concurrency.max(1),
                 force_delete_after: Duration::from_secs(force_delete_after_seconds),
                 namespace,
-                ..ControllerConfig::default()
+                debounce: Duration::from_millis(debounce_ms),
+                status_batch: Duration::from_millis(status_batch_ms),
             };
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {

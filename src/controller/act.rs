@@ -15,36 +15,42 @@ use crate::api::TFJob;
 use crate::plan::{Action, ChildRef, EventKind, JobEvent};
 use crate::runtime::metrics::Metrics;
 
-/// Publishes events on a TFJob; failures are logged, never fatal.
+/// Publishes events on a TFJob, all at once; failures are logged, never fatal.
 pub async fn publish(recorder: &Recorder, metrics: &Metrics, job: &TFJob, events: Vec<JobEvent>) {
     let reference = job.object_ref(&());
     let ns = job.namespace().unwrap_or_default();
-    for e in events {
-        metrics.count_event(&ns, &e.reason);
-        let ev = Event {
-            type_: match e.kind {
-                EventKind::Normal => EventType::Normal,
-                EventKind::Warning => EventType::Warning,
-            },
-            action: e.reason.clone(),
-            reason: e.reason,
-            note: Some(e.message),
-            secondary: e.related.map(|(kind, name)| ObjectReference {
-                api_version: Some(
-                    if kind == "TFJob" {
-                        "kubeflow.org/v1"
-                    } else {
-                        "v1"
-                    }
-                    .into(),
-                ),
-                kind: Some(kind.into()),
-                name: Some(name),
-                namespace: Some(ns.clone()),
-                ..Default::default()
-            }),
-        };
-        match recorder.publish(&ev, &reference).await {
+    let events: Vec<Event> = events
+        .into_iter()
+        .map(|e| {
+            metrics.count_event(&ns, &e.reason);
+            Event {
+                type_: match e.kind {
+                    EventKind::Normal => EventType::Normal,
+                    EventKind::Warning => EventType::Warning,
+                },
+                action: e.reason.clone(),
+                reason: e.reason,
+                note: Some(e.message),
+                secondary: e.related.map(|(kind, name)| ObjectReference {
+                    api_version: Some(
+                        if kind == "TFJob" {
+                            "kubeflow.org/v1"
+                        } else {
+                            "v1"
+                        }
+                        .into(),
+                    ),
+                    kind: Some(kind.into()),
+                    name: Some(name),
+                    namespace: Some(ns.clone()),
+                    ..Default::default()
+                }),
+            }
+        })
+        .collect();
+    let results = join_all(events.iter().map(|ev| recorder.publish(ev, &reference))).await;
+    for (ev, result) in events.iter().zip(results) {
+        match result {
             Ok(()) => {}
             Err(err) if is_namespace_terminating(&err) => {
                 debug!(reason = %ev.reason, "namespace is terminating; event dropped");

@@ -52,9 +52,9 @@ pub struct ControllerConfig {
     /// Quiet time after a change before a job is reconciled; folds bursts of pod events (and our
     /// own status write coming back) into one reconcile.
     pub debounce: Duration,
-    /// How long a status change that only reports progress (replica counts, Running) may wait
-    /// to be written together with the changes that follow it. Restarts, failures and
-    /// completion are written at once.
+    /// How long a status change that only reports progress (replica counts, Running) while
+    /// other pods are still starting may wait to be written together with them. The last pod
+    /// up, restarts, failures and completion are written at once.
     pub status_batch: Duration,
 }
 

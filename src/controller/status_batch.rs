@@ -2,9 +2,10 @@
 //!
 //! While a job's pods come up one by one, every pod turning Running changes
 //! `status.replicaStatuses[*].active`. Writing each change costs a status update per pod; like
-//! the Job controller's one-second batch period, a change that only reports progress waits up to
-//! `period` so the pods that follow are reported in the same write. Restarts, failures and
-//! completion never wait (the planner marks those).
+//! the Job controller's one-second batch period, a change that only reports progress while
+//! other pods of the job are still starting waits up to `period`, so the pods that follow are
+//! reported in the same write. The change that brings the last pod up, restarts, failures and
+//! completion never wait (the planner tells which may).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

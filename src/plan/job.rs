@@ -273,10 +273,21 @@ pub fn plan(
         finished(&mut p, &mut st, &spec, &children, now);
     }
     if st != old {
-        p.status_may_wait = !old.conditions.is_empty() && only_progress(&old, &st);
+        p.status_may_wait =
+            !old.conditions.is_empty() && only_progress(&old, &st) && !all_started(&spec, &pass);
         p.status = Some(st);
     }
     p
+}
+
+/// Whether every replica has a pod that is running or done: no pod still on its way up whose
+/// start could share the next status write.
+fn all_started(spec: &NormalizedSpec, pass: &ReplicaPass) -> bool {
+    spec.replicas.values().all(|r| {
+        pass.statuses
+            .get(&r.rtype)
+            .is_some_and(|rs| rs.active + rs.succeeded + rs.failed >= r.replicas)
+    })
 }
 
 /// Whether `new` differs from `old` only in how many replicas are running, succeeded or failed,

@@ -341,12 +341,21 @@ fn running_pods_make_the_job_running_and_a_second_pass_changes_nothing() {
     assert_eq!(status(&p).replica_statuses["PS"].active, 1);
     assert!(
         p.status_may_wait,
-        "becoming Running is progress that may be batched"
+        "worker 1 is still pending: becoming Running may wait for it"
     );
     let mut j2 = j.clone();
     j2.status = p.status.clone();
     let again = plan(&j2, &pods, &svcs, now(), &cfg());
     assert_eq!(again, Plan::default(), "an unchanged world needs no write");
+    // The last pod up: nothing more to wait for, the counts are written at once.
+    let all_up = vec![
+        pods[0].clone(),
+        pods[1].clone(),
+        pod(&j, ReplicaType::Worker, 1, "Running", None),
+    ];
+    let p = plan(&j2, &all_up, &svcs, now(), &cfg());
+    assert_eq!(status(&p).replica_statuses["Worker"].active, 2);
+    assert!(!p.status_may_wait);
 }
 
 #[test]

@@ -107,8 +107,9 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// The new status, if it differs from the stored one.
     pub status: Option<TFJobStatus>,
-    /// The new status only reports progress (replica counts, Running) and may be written a
-    /// little later together with the changes that follow, instead of one write per pod.
+    /// The new status only reports progress (replica counts, Running) while other pods are
+    /// still starting, and may be written a little later together with them instead of one
+    /// write per pod.
     pub status_may_wait: bool,
     /// Events to publish.
     pub events: Vec<JobEvent>,
