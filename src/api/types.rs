@@ -51,9 +51,8 @@ pub struct TFJobSpec {
     /// The replicas of the job, keyed by replica type: PS, Worker, Chief, Master or Evaluator.
     /// Keys are case-insensitive ("ps" and "Ps" mean PS); each type may appear once, and at most
     /// one of Chief and Master may be given.
-    ///
-    /// (Boxed: a map node reserves room for eleven values, and a replica spec with its pod
-    /// template is almost 2 KiB inline; boxing keeps a cached TFJob about 17 KiB smaller.)
+    // Boxed: a map node reserves room for eleven values and a replica spec with its pod
+    // template is almost 2 KiB inline; boxing keeps a cached TFJob about 17 KiB smaller.
     #[schemars(extend("maxProperties" = 5, "minProperties" = 1))]
     pub tf_replica_specs: BTreeMap<String, Box<ReplicaSpec>>,
 
