@@ -158,12 +158,14 @@ impl<K: Resource + Clone> OwnWrites<K> {
         let seen = self.seen.get();
         entries.retain(|_, e| e.at.elapsed() < MAX_AGE);
         let mut result = Vec::with_capacity(cached.len() + entries.len());
+        let mut in_cache = std::collections::HashSet::new();
         for obj in cached {
             let name = obj.name_any();
             let Some(entry) = entries.get(&name) else {
                 result.push(obj);
                 continue;
             };
+            in_cache.insert(name.clone());
             match &entry.written {
                 Written::Stored(ours) => {
                     let ours_rv = revision(ours.as_ref());
@@ -187,7 +189,8 @@ impl<K: Resource + Clone> OwnWrites<K> {
         }
         // What is left was not in the cache: created and not delivered yet, or gone since.
         entries.retain(|name, e| {
-            if result.iter().any(|o| o.name_any() == *name) {
+            if in_cache.contains(name) {
+                // Decided above: still ahead of the cache, or still hidden.
                 return true;
             }
             match &e.written {
@@ -259,8 +262,9 @@ mod tests {
         writes.deleted("job", "a", Some("a1".into()), Some(pod("a", "a1", 15)));
         let out = writes.overlay("job", vec![cached.clone()]);
         assert!(out[0].metadata.deletion_timestamp.is_some());
-        // Deleted outright: hidden while the cache still has it.
+        // Deleted outright: hidden while the cache still has it, on every look.
         writes.deleted("job", "a", Some("a1".into()), None);
+        assert!(writes.overlay("job", vec![cached.clone()]).is_empty());
         assert!(writes.overlay("job", vec![cached.clone()]).is_empty());
         // A new pod of the same name is shown, and ends the entry.
         let recreated = Arc::new(pod("a", "a2", 30));
@@ -269,6 +273,19 @@ mod tests {
             Some("a2")
         );
         assert_eq!(writes.pending_jobs(), 0);
+    }
+
+    #[test]
+    fn our_newer_copy_wins_over_a_stale_cache_on_every_look() {
+        let writes = OwnWrites::new(SeenRevision::default(), |_| {});
+        writes.stored("job", pod("b", "b1", 40));
+        let stale = Arc::new(pod("b", "b1", 39));
+        for _ in 0..2 {
+            let out = writes.overlay("job", vec![stale.clone()]);
+            assert_eq!(revision(out[0].as_ref()), Some(40));
+        }
+        writes.overlay("job", vec![Arc::new(pod("b", "b1", 40))]);
+        assert_eq!(writes.pending_jobs(), 0, "caught up");
     }
 
     #[test]
