@@ -35,7 +35,7 @@ use crate::runtime::metrics::{ErrorLabels, Metrics};
 use cache::{slim_pod, slim_service, slim_tfjob};
 pub use error::Error;
 use error::is_status;
-use own_writes::{ChildWrites, SeenRevision};
+use own_writes::{ChildWrites, SeenRevision, parse_revision};
 use status_batch::StatusBatch;
 
 /// Settings of the reconciler.
@@ -89,11 +89,10 @@ pub struct Context {
     written: Mutex<HashMap<String, (String, crate::api::TFJobStatus)>>,
 }
 
-/// Resource versions are etcd revisions; compared only to tell which of two copies is newer,
-/// falling back to "not newer" when either is not a number.
+/// Whether resourceVersion `a` is newer than `b`; "not newer" when either is not a number.
 fn newer(a: &str, b: Option<&str>) -> bool {
-    match (a.parse::<u64>(), b.map(str::parse::<u64>)) {
-        (Ok(x), Some(Ok(y))) => x > y,
+    match (parse_revision(Some(a)), parse_revision(b)) {
+        (Some(x), Some(y)) => x > y,
         _ => false,
     }
 }
@@ -144,6 +143,24 @@ impl Context {
     fn recorder(&self) -> Recorder {
         Recorder::new(self.client.clone(), self.reporter.clone())
     }
+
+    /// Executes a plan's actions for `job`, recording our writes over the caches.
+    async fn execute(
+        &self,
+        recorder: &Recorder,
+        job: &TFJob,
+        actions: Vec<plan::Action>,
+    ) -> Result<(), Error> {
+        act::execute(
+            &self.client,
+            &self.writes,
+            recorder,
+            &self.metrics,
+            job,
+            actions,
+        )
+        .await
+    }
 }
 
 /// The TFJob API of the job's namespace.
@@ -157,8 +174,7 @@ fn key(job: &TFJob) -> String {
 }
 
 /// The pods and services in the stores that belong to `job` by label (ownership is checked by
-/// the planner).
-/// Our own writes the stores have not caught up with are laid over them.
+/// the planner), with our own writes the stores have not caught up with laid over them.
 fn children_of(ctx: &Context, job: &TFJob) -> (Vec<Arc<Pod>>, Vec<Arc<Service>>) {
     let ns = job.namespace();
     let name = job.name_any();
@@ -200,15 +216,7 @@ async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
     for attempt in 0..3 {
         let decision = plan::plan(&job, &pods, &services, Timestamp::now(), &ctx.config.plan);
         let first_pass = job.status.as_ref().is_none_or(|s| s.conditions.is_empty());
-        act::execute(
-            &ctx.client,
-            &ctx.writes,
-            &recorder,
-            &ctx.metrics,
-            &job,
-            decision.actions,
-        )
-        .await?;
+        ctx.execute(&recorder, &job, decision.actions).await?;
         let mut requeue_after = decision.requeue_after;
         match decision.status {
             Some(status) => match ctx.status_batch.due_in(
@@ -216,7 +224,7 @@ async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
                 decision.status_may_wait,
                 Instant::now(),
             ) {
-                Some(wait) => requeue_after = Some(requeue_after.map_or(wait, |r| r.min(wait))),
+                Some(wait) => requeue_after = Some(plan::sooner(requeue_after, wait)),
                 None => match write_status(ctx, &job, status).await {
                     Err(Error::Conflict(_)) if attempt < 2 => {
                         job = Arc::new(fresh(ctx, &job).await?);
@@ -300,15 +308,7 @@ async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
     }
     let recorder = ctx.recorder();
     act::publish(&recorder, &ctx.metrics, &job, decision.events).await;
-    act::execute(
-        &ctx.client,
-        &ctx.writes,
-        &recorder,
-        &ctx.metrics,
-        &job,
-        decision.actions,
-    )
-    .await?;
+    ctx.execute(&recorder, &job, decision.actions).await?;
     // Keep the finalizer: the pod/service delete events wake us up again.
     Err(Error::ChildrenRemaining {
         job: key(&job),

@@ -5,16 +5,15 @@
 //! create it again). Upstream keeps "expectations" for this; we keep the objects the API server
 //! returned and lay them over the cache until the watch has caught up with them.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Resource, ResourceExt};
-use std::sync::Arc;
 
 use super::cache::{slim_pod, slim_service};
 
@@ -42,9 +41,15 @@ impl ChildWrites {
     }
 }
 
-/// A resource version as a number (etcd revision), when it is one.
+/// A resourceVersion as a number (an etcd revision), when it is one. Only used to tell which of
+/// two copies of an object is newer; anything else falls back to trusting the cache.
+pub fn parse_revision(rv: Option<&str>) -> Option<u64> {
+    rv?.parse().ok()
+}
+
+/// An object's resourceVersion as a number, when it is one.
 pub fn revision<K: Resource>(obj: &K) -> Option<u64> {
-    obj.meta().resource_version.as_deref()?.parse().ok()
+    parse_revision(obj.meta().resource_version.as_deref())
 }
 
 /// The highest resource version a watch has delivered to its store.
@@ -143,8 +148,9 @@ impl<K: Resource + Clone> OwnWrites<K> {
         entries.remove(job_uid);
     }
 
-    /// Jobs with unconfirmed writes (for tests and metrics).
-    pub fn pending_jobs(&self) -> usize {
+    /// Jobs with unconfirmed writes.
+    #[cfg(test)]
+    fn pending_jobs(&self) -> usize {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
@@ -158,7 +164,7 @@ impl<K: Resource + Clone> OwnWrites<K> {
         let seen = self.seen.get();
         entries.retain(|_, e| e.at.elapsed() < MAX_AGE);
         let mut result = Vec::with_capacity(cached.len() + entries.len());
-        let mut in_cache = std::collections::HashSet::new();
+        let mut in_cache = HashSet::new();
         for obj in cached {
             let name = obj.name_any();
             let Some(entry) = entries.get(&name) else {

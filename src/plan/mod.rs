@@ -56,7 +56,7 @@ impl ChildRef {
 }
 
 /// The sooner of an already planned requeue and `after`.
-fn sooner(current: Option<Duration>, after: Duration) -> Duration {
+pub fn sooner(current: Option<Duration>, after: Duration) -> Duration {
     current.map_or(after, |existing| existing.min(after))
 }
 
