@@ -1,14 +1,12 @@
 //! The `tfjob-operator` binary: CLI wiring only.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use tfjob_operator::api::CleanPodPolicy;
-use tfjob_operator::controller::{self, ControllerConfig};
-use tfjob_operator::plan::PlanConfig;
+use clap::{Parser, Subcommand};
+use tfjob_operator::controller;
 use tfjob_operator::runtime::http;
 use tfjob_operator::runtime::metrics::Metrics;
+use tfjob_operator::settings::RunSettings;
 use tracing_subscriber::EnvFilter;
 
 /// A Kubernetes operator for TensorFlow training jobs (TFJob, kubeflow.org/v1).
@@ -19,50 +17,10 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum CleanPolicyArg {
-    Running,
-    All,
-    None,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller.
-    Run {
-        /// TFJobs reconciled at the same time.
-        #[arg(long, env = "TFJOB_CONCURRENCY", default_value_t = 16)]
-        concurrency: u16,
-        /// cleanPodPolicy for jobs that set none (Kubeflow's default is None).
-        #[arg(
-            long,
-            env = "TFJOB_DEFAULT_CLEAN_POD_POLICY",
-            value_enum,
-            default_value = "running"
-        )]
-        default_clean_pod_policy: CleanPolicyArg,
-        /// Cluster domain appended to TF_CONFIG host names (e.g. cluster.local).
-        #[arg(long, env = "CUSTOM_CLUSTER_DOMAIN")]
-        cluster_domain: Option<String>,
-        /// Seconds a pod may stay terminating while its TFJob is deleted before it is
-        /// force-deleted (node lost).
-        #[arg(long, env = "TFJOB_FORCE_DELETE_AFTER_SECONDS", default_value_t = 300)]
-        force_delete_after_seconds: u64,
-        /// Watch only this namespace.
-        #[arg(long, env = "KUBEFLOW_NAMESPACE")]
-        namespace: Option<String>,
-        /// Address of the /healthz, /readyz and /metrics endpoints.
-        #[arg(long, env = "TFJOB_HTTP_ADDR", default_value = "127.0.0.1:8080")]
-        http_addr: std::net::SocketAddr,
-        /// Milliseconds of quiet after a change before a job is reconciled (folds bursts of pod
-        /// events into one pass).
-        #[arg(long, env = "TFJOB_DEBOUNCE_MS", default_value_t = 100)]
-        debounce_ms: u64,
-        /// Milliseconds a progress-only status change (replica counts, Running) may wait for the
-        /// job's other pods to come up, so they are reported in one write (0: write at once).
-        #[arg(long, env = "TFJOB_STATUS_BATCH_MS", default_value_t = 1000)]
-        status_batch_ms: u64,
-    },
+    Run(RunSettings),
     /// Print the TFJob CustomResourceDefinition as YAML.
     Crd,
     /// Remove the operator's finalizer from TFJobs (run before uninstalling the operator).
@@ -129,35 +87,13 @@ async fn main() -> ExitCode {
             print!("{}", tfjob_operator::api::crd::crd_yaml());
             ExitCode::SUCCESS
         }
-        Command::Run {
-            concurrency,
-            default_clean_pod_policy,
-            cluster_domain,
-            force_delete_after_seconds,
-            namespace,
-            http_addr,
-            debounce_ms,
-            status_batch_ms,
-        } => {
+        Command::Run(settings) => {
             init_tracing();
             let Some(client) = client().await else {
                 return ExitCode::FAILURE;
             };
-            let config = ControllerConfig {
-                plan: PlanConfig {
-                    default_clean_pod_policy: match default_clean_pod_policy {
-                        CleanPolicyArg::Running => CleanPodPolicy::Running,
-                        CleanPolicyArg::All => CleanPodPolicy::All,
-                        CleanPolicyArg::None => CleanPodPolicy::None,
-                    },
-                    cluster_domain,
-                },
-                concurrency: concurrency.max(1),
-                force_delete_after: Duration::from_secs(force_delete_after_seconds),
-                namespace,
-                debounce: Duration::from_millis(debounce_ms),
-                status_batch: Duration::from_millis(status_batch_ms),
-            };
+            let config = settings.controller_config();
+            let http_addr = settings.http_addr;
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 shutdown_signal().await;

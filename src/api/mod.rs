@@ -1,5 +1,6 @@
 //! The TFJob resource: types, defaults, names and the CRD. No I/O.
 
+pub mod builder;
 pub mod crd;
 pub mod defaults;
 pub mod labels;

@@ -140,6 +140,23 @@ pub enum CleanPodPolicy {
     None,
 }
 
+impl std::str::FromStr for CleanPodPolicy {
+    type Err = String;
+
+    /// Parses `All`, `Running` or `None`, in any case (as flags and environment variables
+    /// spell them).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "all" => Ok(Self::All),
+            "running" => Ok(Self::Running),
+            "none" => Ok(Self::None),
+            _ => Err(format!(
+                "unknown cleanPodPolicy {s:?}: expected All, Running or None"
+            )),
+        }
+    }
+}
+
 /// When a job without Chief or Master succeeds: "" (default) when worker 0 completes,
 /// "AllWorkers" when every worker has completed.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]

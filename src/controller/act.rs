@@ -9,43 +9,39 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
-use super::error::{Error, is_namespace_terminating, is_status};
-use super::own_writes::{ChildWrites, OwnWrites};
+use super::error::{Error, is_already_exists, is_conflict, is_namespace_terminating, is_not_found};
+use super::memory::{Child, JobMemory};
 use crate::api::TFJob;
 use crate::plan::{Action, ChildRef, EventKind, JobEvent};
-use crate::runtime::metrics::Metrics;
 
 /// Publishes events on a TFJob, all at once; failures are logged, never fatal.
-pub async fn publish(recorder: &Recorder, metrics: &Metrics, job: &TFJob, events: Vec<JobEvent>) {
+pub async fn publish(recorder: &Recorder, job: &TFJob, events: Vec<JobEvent>) {
     let reference = job.object_ref(&());
     let ns = job.namespace().unwrap_or_default();
     let events: Vec<Event> = events
         .into_iter()
-        .map(|e| {
-            metrics.count_event(&ns, &e.reason);
-            Event {
-                type_: match e.kind {
-                    EventKind::Normal => EventType::Normal,
-                    EventKind::Warning => EventType::Warning,
-                },
-                action: e.reason.clone(),
-                reason: e.reason,
-                note: Some(e.message),
-                secondary: e.related.map(|(kind, name)| ObjectReference {
-                    api_version: Some(
-                        if kind == "TFJob" {
-                            "kubeflow.org/v1"
-                        } else {
-                            "v1"
-                        }
-                        .into(),
-                    ),
-                    kind: Some(kind.into()),
-                    name: Some(name),
-                    namespace: Some(ns.clone()),
-                    ..Default::default()
-                }),
-            }
+        .map(|e| Event {
+            type_: match e.kind {
+                EventKind::Normal => EventType::Normal,
+                EventKind::Warning => EventType::Warning,
+            },
+            action: e.reason.clone(),
+            reason: e.reason,
+            note: Some(e.message),
+            secondary: e.related.map(|(kind, name)| ObjectReference {
+                api_version: Some(
+                    if kind == "TFJob" {
+                        "kubeflow.org/v1"
+                    } else {
+                        "v1"
+                    }
+                    .into(),
+                ),
+                kind: Some(kind.into()),
+                name: Some(name),
+                namespace: Some(ns.clone()),
+                ..Default::default()
+            }),
         })
         .collect();
     let results = join_all(events.iter().map(|ev| recorder.publish(ev, &reference))).await;
@@ -125,10 +121,10 @@ const SERVICE: ChildKind = ChildKind {
     noun: "service",
 };
 
-/// Where a child is written: its API, and our record of writes the cache may not show yet.
+/// Where a child is written: its API, and the memory of writes the cache may not show yet.
 struct Target<'a, K> {
     api: Api<K>,
-    writes: &'a OwnWrites<K>,
+    memory: &'a JobMemory,
     ns: &'a str,
     job_uid: &'a str,
     kind: ChildKind,
@@ -136,13 +132,13 @@ struct Target<'a, K> {
 
 async fn create_child<K>(to: Target<'_, K>, obj: &K) -> Outcome
 where
-    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    K: Child + Serialize + DeserializeOwned + std::fmt::Debug,
 {
     let (ns, kind) = (to.ns, to.kind);
     let name = obj.name_any();
     match to.api.create(&PostParams::default(), obj).await {
         Ok(created) => {
-            to.writes.stored(to.job_uid, created);
+            to.memory.created(to.job_uid, created);
             ok(normal(
                 &format!("SuccessfulCreate{}", kind.kind),
                 format!("Created {}: {name}", kind.noun),
@@ -150,7 +146,7 @@ where
             ))
         }
         // Deterministic names: it was created by an earlier pass.
-        Err(e) if is_status(&e, 409) => ok(None),
+        Err(e) if is_already_exists(&e) => ok(None),
         Err(e) => failed(
             &format!("FailedCreate{}", kind.kind),
             format!("creating {} {ns}/{name}", kind.noun),
@@ -161,7 +157,7 @@ where
 
 async fn delete_child<K>(to: Target<'_, K>, child: &ChildRef, grace: Option<u32>) -> Outcome
 where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Child + DeserializeOwned + std::fmt::Debug,
 {
     let (ns, kind) = (to.ns, to.kind);
     match to
@@ -170,7 +166,7 @@ where
         .await
     {
         Ok(answer) => {
-            to.writes
+            to.memory
                 .deleted(to.job_uid, &child.name, child.uid.clone(), answer.left());
             ok(normal(
                 &format!("SuccessfulDelete{}", kind.kind),
@@ -178,13 +174,13 @@ where
                 (kind.kind, &child.name),
             ))
         }
-        Err(e) if is_status(&e, 404) => {
-            to.writes
-                .deleted(to.job_uid, &child.name, child.uid.clone(), None);
+        Err(e) if is_not_found(&e) => {
+            to.memory
+                .deleted::<K>(to.job_uid, &child.name, child.uid.clone(), None);
             ok(None)
         }
-        // Replaced by a newer object of the same name.
-        Err(e) if is_status(&e, 409) => ok(None),
+        // Replaced by a newer object of the same name (the UID precondition failed).
+        Err(e) if is_conflict(&e) => ok(None),
         Err(e) => failed(
             &format!("FailedDelete{}", kind.kind),
             format!("deleting {} {ns}/{}", kind.noun, child.name),
@@ -195,7 +191,7 @@ where
 
 async fn run_one(
     client: &kube::Client,
-    writes: &ChildWrites,
+    memory: &JobMemory,
     job: &TFJob,
     ns: &str,
     action: Action,
@@ -203,14 +199,14 @@ async fn run_one(
     let job_uid = job.meta().uid.as_deref().unwrap_or_default();
     let pods = || Target {
         api: Api::<Pod>::namespaced(client.clone(), ns),
-        writes: &writes.pods,
+        memory,
         ns,
         job_uid,
         kind: POD,
     };
     let services = || Target {
         api: Api::<Service>::namespaced(client.clone(), ns),
-        writes: &writes.services,
+        memory,
         ns,
         job_uid,
         kind: SERVICE,
@@ -230,20 +226,19 @@ async fn run_one(
                     format!("Deleted job: {name}"),
                     ("TFJob", &name),
                 )),
-                Err(e) if is_status(&e, 404) => ok(None),
+                Err(e) if is_not_found(&e) => ok(None),
                 Err(e) => failed("FailedDeleteJob", format!("deleting TFJob {ns}/{name}"), e),
             }
         }
     }
 }
 
-/// Executes `actions` for `job` concurrently, records what was written in `writes` and
+/// Executes `actions` for `job` concurrently, remembers what was written in `memory` and
 /// publishes their events. Returns the first error after every action has been attempted.
 pub async fn execute(
     client: &kube::Client,
-    writes: &ChildWrites,
+    memory: &JobMemory,
     recorder: &Recorder,
-    metrics: &Metrics,
     job: &TFJob,
     actions: Vec<Action>,
 ) -> Result<(), Error> {
@@ -255,7 +250,7 @@ pub async fn execute(
     let outcomes = join_all(
         actions
             .into_iter()
-            .map(|a| run_one(client, writes, job, &ns, a)),
+            .map(|a| run_one(client, memory, job, &ns, a)),
     )
     .await;
     let mut events = Vec::new();
@@ -266,6 +261,6 @@ pub async fn execute(
             first_error = o.error;
         }
     }
-    publish(recorder, metrics, job, events).await;
+    publish(recorder, job, events).await;
     first_error.map_or(Ok(()), Err)
 }

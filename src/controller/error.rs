@@ -1,4 +1,5 @@
-//! Errors of the reconciler, with messages an operator of the cluster can act on.
+//! Errors of the reconciler, with messages an operator of the cluster can act on, and the
+//! questions the controller asks of API errors.
 
 use thiserror::Error;
 
@@ -14,23 +15,11 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    /// The status write raced with another writer; the job is reconciled again with fresh data.
+    /// The status write kept racing with another writer; the job is reconciled again.
     #[error(
-        "status of {0} changed while reconciling (409 Conflict); retrying with the new version"
+        "status of {0} changed while reconciling (409 Conflict) on every retry; reconciling again"
     )]
     Conflict(String),
-    /// Deletion is waiting for the job's pods and services to disappear.
-    #[error("waiting for {pods} pod(s) and {services} service(s) of {job} to be deleted")]
-    ChildrenRemaining {
-        /// Job namespace/name.
-        job: String,
-        /// Pods left.
-        pods: usize,
-        /// Services left.
-        services: usize,
-        /// When to look again at the latest (their delete events usually come first).
-        recheck_after: std::time::Duration,
-    },
     /// The pod/service caches were dropped before they finished their initial list.
     #[error(
         "the pod and service caches are not ready (watch failed to start); check RBAC for pods and services"
@@ -39,9 +28,6 @@ pub enum Error {
     /// The object from the cache lacks a field the API server always sets.
     #[error("TFJob is missing metadata.{0}; is the API server serving kubeflow.org/v1 correctly?")]
     MissingMetadata(&'static str),
-    /// Adding or removing the finalizer failed (errors of Apply and Cleanup are unwrapped).
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl Error {
@@ -50,35 +36,47 @@ impl Error {
         match self {
             Error::Api { .. } => "api",
             Error::Conflict(_) => "conflict",
-            Error::ChildrenRemaining { .. } => "cleanup_pending",
             Error::MissingMetadata(_) => "invalid_object",
             Error::CacheNotReady => "cache",
-            Error::Finalizer(_) => "finalizer",
-        }
-    }
-
-    /// For a deletion that is waiting on children: when to look again (no exponential backoff).
-    pub fn cleanup_recheck(&self) -> Option<std::time::Duration> {
-        match self {
-            Error::ChildrenRemaining { recheck_after, .. } => Some(*recheck_after),
-            _ => None,
         }
     }
 
     /// Whether this is an expected, transient state rather than a failure worth a warning log.
     pub fn is_expected(&self) -> bool {
-        matches!(self, Error::Conflict(_) | Error::ChildrenRemaining { .. })
+        matches!(self, Error::Conflict(_))
     }
+}
+
+/// The API server's Status, when the error is one.
+fn status(err: &kube::Error) -> Option<&kube::core::Status> {
+    match err {
+        kube::Error::Api(status) => Some(status),
+        _ => None,
+    }
+}
+
+/// Whether the object does not exist (404).
+pub fn is_not_found(err: &kube::Error) -> bool {
+    status(err).is_some_and(|s| s.is_not_found())
+}
+
+/// Whether a create found an object of that name already there.
+pub fn is_already_exists(err: &kube::Error) -> bool {
+    status(err).is_some_and(|s| s.is_already_exists())
+}
+
+/// Whether a write lost a race (409 Conflict: stale resourceVersion or failed precondition).
+pub fn is_conflict(err: &kube::Error) -> bool {
+    status(err).is_some_and(|s| s.is_conflict())
 }
 
 /// Whether the API server refused a write because the namespace is being deleted (the namespace
 /// controller removes everything in it; there is nothing to create there any more).
 pub fn is_namespace_terminating(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(s) if s.code == 403
-        && s.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating")))
-}
-
-/// Whether a kube error is an API status with this HTTP code.
-pub fn is_status(err: &kube::Error, code: u16) -> bool {
-    matches!(err, kube::Error::Api(s) if s.code == code)
+    status(err).is_some_and(|s| {
+        s.is_forbidden()
+            && s.details
+                .as_ref()
+                .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
+    })
 }

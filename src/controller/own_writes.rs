@@ -6,40 +6,13 @@
 //! returned and lay them over the cache until the watch has caught up with them.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Resource, ResourceExt};
-
-use super::cache::{slim_pod, slim_service};
-
-/// Own writes of both kinds of children.
-pub struct ChildWrites {
-    /// Pods created or deleted.
-    pub pods: OwnWrites<Pod>,
-    /// Services created or deleted.
-    pub services: OwnWrites<Service>,
-}
-
-impl ChildWrites {
-    /// Overlays over the stores whose progress `pods` and `services` track.
-    pub fn new(pods: SeenRevision, services: SeenRevision) -> Self {
-        Self {
-            pods: OwnWrites::new(pods, slim_pod),
-            services: OwnWrites::new(services, slim_service),
-        }
-    }
-
-    /// Forgets everything about a job (it is gone).
-    pub fn forget(&self, job_uid: &str) {
-        self.pods.forget(job_uid);
-        self.services.forget(job_uid);
-    }
-}
 
 /// A resourceVersion as a number (an etcd revision), when it is one. Only used to tell which of
 /// two copies of an object is newer; anything else falls back to trusting the cache.
@@ -53,7 +26,7 @@ pub fn revision<K: Resource>(obj: &K) -> Option<u64> {
 }
 
 /// The highest resource version a watch has delivered to its store.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SeenRevision(Arc<AtomicU64>);
 
 impl SeenRevision {
@@ -64,12 +37,14 @@ impl SeenRevision {
         }
     }
 
-    fn get(&self) -> u64 {
+    /// The highest revision delivered so far.
+    pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
 
 /// What we last did to one child.
+#[derive(Debug)]
 enum Written<K> {
     /// Created, or deleted gracefully: the object as the API server returned it.
     Stored(Arc<K>),
@@ -77,6 +52,7 @@ enum Written<K> {
     Gone { uid: Option<String> },
 }
 
+#[derive(Debug)]
 struct Entry<K> {
     written: Written<K>,
     at: Instant,
@@ -86,49 +62,37 @@ struct Entry<K> {
 /// cache is trusted again, as it would be without this overlay.
 const MAX_AGE: Duration = Duration::from_secs(60);
 
-/// Own writes of one kind of child, per TFJob UID and child name.
+/// Our writes of one kind of child of one job, by child name.
+#[derive(Debug)]
 pub struct OwnWrites<K> {
-    seen: SeenRevision,
-    /// Drops what the planner does not read, as the cache does.
-    slim: fn(&mut K),
-    entries: Mutex<HashMap<String, HashMap<String, Entry<K>>>>,
+    entries: HashMap<String, Entry<K>>,
+}
+
+impl<K> Default for OwnWrites<K> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+        }
+    }
 }
 
 impl<K: Resource + Clone> OwnWrites<K> {
-    /// An empty overlay for the store whose progress `seen` tracks and whose objects are
-    /// trimmed by `slim`.
-    pub fn new(seen: SeenRevision, slim: fn(&mut K)) -> Self {
-        Self {
-            seen,
-            slim,
-            entries: Mutex::default(),
-        }
+    fn record(&mut self, name: String, written: Written<K>) {
+        let entry = Entry {
+            written,
+            at: Instant::now(),
+        };
+        self.entries.insert(name, entry);
     }
 
-    fn record(&self, job_uid: &str, name: String, mut written: Written<K>) {
-        if let Written::Stored(obj) = &mut written
-            && let Some(obj) = Arc::get_mut(obj)
-        {
-            (self.slim)(obj);
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.entry(job_uid.to_string()).or_default().insert(
-            name,
-            Entry {
-                written,
-                at: Instant::now(),
-            },
-        );
-    }
-
-    /// Records an object as created or updated (the API server's response).
-    pub fn stored(&self, job_uid: &str, obj: K) {
+    /// Records an object as created (the API server's response, trimmed like the cache).
+    pub fn stored(&mut self, obj: K) {
         let name = obj.name_any();
-        self.record(job_uid, name, Written::Stored(Arc::new(obj)));
+        self.record(name, Written::Stored(Arc::new(obj)));
     }
 
     /// Records the answer to a delete: the object when it is still terminating, else gone.
-    pub fn deleted(&self, job_uid: &str, name: &str, uid: Option<String>, returned: Option<K>) {
+    pub fn deleted(&mut self, name: &str, uid: Option<String>, returned: Option<K>) {
         let written = match returned {
             Some(mut obj) => {
                 // Deleted at once or terminating: either way it must not count as live.
@@ -139,62 +103,37 @@ impl<K: Resource + Clone> OwnWrites<K> {
             }
             None => Written::Gone { uid },
         };
-        self.record(job_uid, name.to_string(), written);
+        self.record(name.to_string(), written);
     }
 
-    /// Forgets everything about a job (it is gone).
-    pub fn forget(&self, job_uid: &str) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.remove(job_uid);
-    }
-
-    /// Jobs with unconfirmed writes.
-    #[cfg(test)]
-    fn pending_jobs(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+    /// Whether nothing is waiting for the cache to catch up.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// The job's children as the cache shows them, corrected by our writes the cache has not
-    /// caught up with yet. Confirmed writes are dropped from the overlay.
-    pub fn overlay(&self, job_uid: &str, cached: Vec<Arc<K>>) -> Vec<Arc<K>> {
-        let mut all = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(entries) = all.get_mut(job_uid) else {
+    /// caught up with yet (`seen`: how far the watch has delivered). Confirmed writes are
+    /// dropped.
+    pub fn overlay(&mut self, cached: Vec<Arc<K>>, seen: u64) -> Vec<Arc<K>> {
+        if self.entries.is_empty() {
             return cached;
-        };
-        let seen = self.seen.get();
-        entries.retain(|_, e| e.at.elapsed() < MAX_AGE);
-        let mut result = Vec::with_capacity(cached.len() + entries.len());
+        }
+        self.entries.retain(|_, e| e.at.elapsed() < MAX_AGE);
+        let mut result = Vec::with_capacity(cached.len() + self.entries.len());
         let mut in_cache = HashSet::new();
         for obj in cached {
             let name = obj.name_any();
-            let Some(entry) = entries.get(&name) else {
+            if !self.entries.contains_key(&name) {
                 result.push(obj);
                 continue;
-            };
-            in_cache.insert(name.clone());
-            match &entry.written {
-                Written::Stored(ours) => {
-                    let ours_rv = revision(ours.as_ref());
-                    if revision(obj.as_ref()) >= ours_rv || obj.uid() != ours.uid() {
-                        // The cache has caught up (or shows a newer object of that name).
-                        entries.remove(&name);
-                        result.push(obj);
-                    } else {
-                        result.push(ours.clone());
-                    }
-                }
-                Written::Gone { uid } => {
-                    if obj.uid() == *uid {
-                        // Still cached, but we know it is gone.
-                    } else {
-                        entries.remove(&name);
-                        result.push(obj);
-                    }
-                }
             }
+            if let Some(shown) = self.over_cached(&name, obj) {
+                result.push(shown);
+            }
+            in_cache.insert(name);
         }
         // What is left was not in the cache: created and not delivered yet, or gone since.
-        entries.retain(|name, e| {
+        self.entries.retain(|name, e| {
             if in_cache.contains(name) {
                 // Decided above: still ahead of the cache, or still hidden.
                 return true;
@@ -208,10 +147,29 @@ impl<K: Resource + Clone> OwnWrites<K> {
                 _ => false,
             }
         });
-        if entries.is_empty() {
-            all.remove(job_uid);
-        }
         result
+    }
+
+    /// What to show for the cached copy of a child we wrote: ours while the cache lags behind,
+    /// nothing while it still shows one we deleted outright. Ends the entry once the cache
+    /// has caught up.
+    fn over_cached(&mut self, name: &str, cached: Arc<K>) -> Option<Arc<K>> {
+        let entry = self.entries.get(name)?;
+        let shown = match &entry.written {
+            Written::Stored(ours) => {
+                let lagging = revision(cached.as_ref()) < revision(ours.as_ref());
+                if lagging && cached.uid() == ours.uid() {
+                    return Some(ours.clone());
+                }
+                // The cache has caught up (or shows a newer object of that name).
+                Some(cached)
+            }
+            // Still cached, but we know it is gone.
+            Written::Gone { uid } if cached.uid() == *uid => return None,
+            Written::Gone { .. } => Some(cached),
+        };
+        self.entries.remove(name);
+        shown
     }
 }
 
@@ -236,69 +194,55 @@ mod tests {
 
     #[test]
     fn a_created_pod_shows_until_the_watch_delivers_it() {
-        let seen = SeenRevision::default();
-        let writes = OwnWrites::new(seen.clone(), |_| {});
-        seen.observe(&pod("other", "o", 10));
-        writes.stored("job", pod("a", "a1", 11));
-        assert_eq!(names(&writes.overlay("job", vec![])), ["a"]);
+        let mut writes = OwnWrites::default();
+        writes.stored(pod("a", "a1", 11));
+        assert_eq!(names(&writes.overlay(vec![], 10)), ["a"]);
         // Delivered: the cache copy wins and the entry is gone.
         let cached = Arc::new(pod("a", "a1", 12));
-        seen.observe(cached.as_ref());
-        let out = writes.overlay("job", vec![cached]);
+        let out = writes.overlay(vec![cached], 12);
         assert_eq!(revision(out[0].as_ref()), Some(12));
-        assert_eq!(writes.pending_jobs(), 0);
+        assert!(writes.is_empty());
     }
 
     #[test]
     fn a_created_pod_deleted_before_we_looked_is_not_resurrected() {
-        let seen = SeenRevision::default();
-        let writes = OwnWrites::new(seen.clone(), |_| {});
-        writes.stored("job", pod("a", "a1", 11));
+        let mut writes = OwnWrites::default();
+        writes.stored(pod("a", "a1", 11));
         // The watch went past its creation (and its deletion): it is not in the cache.
-        seen.observe(&pod("other", "o", 20));
-        assert!(writes.overlay("job", vec![]).is_empty());
-        assert_eq!(writes.pending_jobs(), 0);
+        assert!(writes.overlay(vec![], 20).is_empty());
+        assert!(writes.is_empty());
     }
 
     #[test]
     fn a_deleted_pod_is_terminating_until_the_cache_agrees() {
-        let seen = SeenRevision::default();
-        let writes = OwnWrites::new(seen.clone(), |_| {});
+        let mut writes = OwnWrites::default();
         let cached = Arc::new(pod("a", "a1", 11));
-        writes.deleted("job", "a", Some("a1".into()), Some(pod("a", "a1", 15)));
-        let out = writes.overlay("job", vec![cached.clone()]);
+        writes.deleted("a", Some("a1".into()), Some(pod("a", "a1", 15)));
+        let out = writes.overlay(vec![cached.clone()], 11);
         assert!(out[0].metadata.deletion_timestamp.is_some());
         // Deleted outright: hidden while the cache still has it, on every look.
-        writes.deleted("job", "a", Some("a1".into()), None);
-        assert!(writes.overlay("job", vec![cached.clone()]).is_empty());
-        assert!(writes.overlay("job", vec![cached.clone()]).is_empty());
+        writes.deleted("a", Some("a1".into()), None);
+        assert!(writes.overlay(vec![cached.clone()], 11).is_empty());
+        assert!(writes.overlay(vec![cached.clone()], 11).is_empty());
         // A new pod of the same name is shown, and ends the entry.
         let recreated = Arc::new(pod("a", "a2", 30));
         assert_eq!(
-            writes.overlay("job", vec![recreated])[0].uid().as_deref(),
+            writes.overlay(vec![recreated], 30)[0].uid().as_deref(),
             Some("a2")
         );
-        assert_eq!(writes.pending_jobs(), 0);
+        assert!(writes.is_empty());
     }
 
     #[test]
     fn our_newer_copy_wins_over_a_stale_cache_on_every_look() {
-        let writes = OwnWrites::new(SeenRevision::default(), |_| {});
-        writes.stored("job", pod("b", "b1", 40));
+        let mut writes = OwnWrites::default();
+        writes.stored(pod("b", "b1", 40));
         let stale = Arc::new(pod("b", "b1", 39));
         for _ in 0..2 {
-            let out = writes.overlay("job", vec![stale.clone()]);
+            let out = writes.overlay(vec![stale.clone()], 39);
             assert_eq!(revision(out[0].as_ref()), Some(40));
         }
-        writes.overlay("job", vec![Arc::new(pod("b", "b1", 40))]);
-        assert_eq!(writes.pending_jobs(), 0, "caught up");
-    }
-
-    #[test]
-    fn other_jobs_are_untouched() {
-        let writes = OwnWrites::new(SeenRevision::default(), |_| {});
-        writes.stored("job", pod("a", "a1", 11));
-        let cached = Arc::new(pod("b", "b1", 5));
-        assert_eq!(names(&writes.overlay("other", vec![cached])), ["b"]);
+        writes.overlay(vec![Arc::new(pod("b", "b1", 40))], 40);
+        assert!(writes.is_empty(), "caught up");
     }
 }

@@ -1,14 +1,14 @@
 //! `tfjob-operator release-finalizers`: removes our finalizer from every TFJob, so that
 //! uninstalling the operator never strands TFJobs (or their namespaces) in Terminating.
 
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
+use kube::core::PartialObjectMeta;
 use kube::{Client, ResourceExt};
-use serde_json::json;
 use tracing::info;
 
-use super::error::{Error, is_status};
+use super::error::Error;
+use super::finalizer::{self, FINALIZER};
 use crate::api::TFJob;
-use crate::plan::cleanup::FINALIZER;
 
 /// Removes the finalizer from the TFJobs of `namespace` (all namespaces when None).
 /// Returns how many TFJobs were released.
@@ -25,35 +25,20 @@ pub async fn release_finalizers(client: Client, namespace: Option<&str>) -> Resu
             source,
         })?;
     let mut released = 0;
-    for job in list.items {
-        let Some(idx) = job.finalizers().iter().position(|f| f == FINALIZER) else {
-            continue;
+    for meta in list.items.iter().filter(|m| has_ours(m)) {
+        let ns = meta.namespace().unwrap_or_default();
+        let job = TFJob {
+            metadata: meta.metadata.clone(),
+            spec: Default::default(),
+            status: None,
         };
-        let ns = job.namespace().unwrap_or_default();
-        let name = job.name_any();
-        let ns_api: Api<TFJob> = Api::namespaced(client.clone(), &ns);
-        // Test-then-remove by index, so a concurrent change of the list is never clobbered.
-        let patch: json_patch::Patch = serde_json::from_value(json!([
-            {"op": "test", "path": format!("/metadata/finalizers/{idx}"), "value": FINALIZER},
-            {"op": "remove", "path": format!("/metadata/finalizers/{idx}")}
-        ]))
-        .expect("static JSON patch");
-        match ns_api
-            .patch(&name, &PatchParams::default(), &Patch::<TFJob>::Json(patch))
-            .await
-        {
-            Ok(_) => {
-                info!(namespace = %ns, name = %name, "released finalizer");
-                released += 1;
-            }
-            Err(e) if is_status(&e, 404) => {}
-            Err(source) => {
-                return Err(Error::Api {
-                    action: format!("removing the finalizer of TFJob {ns}/{name}"),
-                    source,
-                });
-            }
-        }
+        finalizer::release(&Api::namespaced(client.clone(), &ns), &job).await?;
+        info!(namespace = %ns, name = %job.name_any(), "released finalizer");
+        released += 1;
     }
     Ok(released)
+}
+
+fn has_ours(meta: &PartialObjectMeta<TFJob>) -> bool {
+    meta.finalizers().iter().any(|f| f == FINALIZER)
 }

@@ -8,8 +8,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Resource;
 
-use super::job::Children;
-use super::observed::is_terminating;
+use super::observed::{OwnedChildren, is_terminating};
 use super::{Action, ChildRef, EventKind, JobEvent};
 
 /// The finalizer that guards every TFJob this operator manages.
@@ -46,7 +45,7 @@ pub fn plan_cleanup(
         plan.done = true;
         return plan;
     }
-    let Children { pods, services } = Children::new(uid, pods, services);
+    let OwnedChildren { pods, services } = OwnedChildren::of(uid, pods, services);
     if pods.is_empty() && services.is_empty() {
         plan.done = true;
         return plan;

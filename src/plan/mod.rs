@@ -1,12 +1,27 @@
 //! Pure decisions. Given a TFJob, the pods and services it owns and the current time, decide
-//! what to create, what to delete, which status to write and which events to emit. No I/O: the
-//! controller executes the [`Plan`].
+//! what to create, what to delete, which status to write, which events to emit and which
+//! job-level outcomes to count. No I/O: the controller executes the [`Plan`].
+//!
+//! [`plan`] is a pipeline of named stages, one module each, read top to bottom in
+//! [`pipeline`]: `accept` (first look, spec check) → `suspend` → `replicas` (pods and services
+//! per replica, with `restarts` deciding what a failed pod means) → `limits` (backoffLimit,
+//! activeDeadlineSeconds) → `job_status` (conditions) → `finish` (cleanPodPolicy, TTL) →
+//! `batching` (may the status write wait?). [`cleanup`] decides a deletion.
 
-pub mod children;
+mod accept;
+mod batching;
 pub mod cleanup;
 pub mod conditions;
-pub mod job;
+pub mod desired;
+mod finish;
+mod job_status;
+mod limits;
 pub mod observed;
+mod pass;
+pub mod pipeline;
+mod replicas;
+mod restarts;
+mod suspend;
 pub mod tf_config;
 
 use std::time::Duration;
@@ -15,7 +30,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 
 use crate::api::{CleanPodPolicy, TFJobStatus};
 
-pub use job::plan;
+pub use pipeline::plan;
 
 /// Operator-wide settings the planner needs.
 #[derive(Clone, Debug)]
@@ -24,15 +39,6 @@ pub struct PlanConfig {
     pub default_clean_pod_policy: CleanPodPolicy,
     /// Cluster domain appended to host names in TF_CONFIG (upstream's `CUSTOM_CLUSTER_DOMAIN`).
     pub cluster_domain: Option<String>,
-}
-
-impl Default for PlanConfig {
-    fn default() -> Self {
-        Self {
-            default_clean_pod_policy: CleanPodPolicy::Running,
-            cluster_domain: None,
-        }
-    }
 }
 
 /// A child object to delete, by name, guarded by its UID so a newer object of the same name is
@@ -100,6 +106,24 @@ pub struct JobEvent {
     pub related: Option<(&'static str, String)>,
 }
 
+/// A job-level change a pass made: what the `training_operator_jobs_*_total` counters count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The job was seen for the first time (its `Created` condition is set).
+    Created,
+    /// Failed pods deleted to be recreated, as their restart policy allows.
+    Restarted {
+        /// How many pods (each counts once, as upstream counts them).
+        pods: u32,
+    },
+    /// The job succeeded.
+    Succeeded,
+    /// The job failed (replicas failed, a limit was reached, or its spec is invalid).
+    Failed,
+    /// `ttlSecondsAfterFinished` expired: the job itself is deleted.
+    TtlDeleted,
+}
+
 /// What the planner decided for one job.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Plan {
@@ -113,11 +137,15 @@ pub struct Plan {
     pub status_may_wait: bool,
     /// Events to publish.
     pub events: Vec<JobEvent>,
+    /// Job-level outcomes of this pass, counted by the controller once the status recording
+    /// them is written (or, for [`Outcome::TtlDeleted`], once the job is deleted).
+    pub outcomes: Vec<Outcome>,
     /// When to look at the job again even if nothing changes (deadline, TTL).
     pub requeue_after: Option<Duration>,
 }
 
 impl Plan {
+    /// Adds an event about the job itself.
     fn event(&mut self, kind: EventKind, reason: &str, message: impl Into<String>) {
         self.events.push(JobEvent {
             kind,
@@ -127,6 +155,7 @@ impl Plan {
         });
     }
 
+    /// Looks at the job again after `after` at the latest.
     fn requeue(&mut self, after: Duration) {
         self.requeue_after = Some(sooner(self.requeue_after, after));
     }

@@ -1,6 +1,10 @@
-//! Reading what the cluster reports about a job's pods and services.
+//! Reading what the cluster reports about a job's pods and services: which of the observed
+//! objects the job owns, and what a pod's phase, exit code and restarts say.
 
-use k8s_openapi::api::core::v1::Pod;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::ResourceExt;
 
 use crate::api::ReplicaType;
@@ -16,6 +20,76 @@ pub fn controlled_by<K: kube::Resource>(obj: &K, uid: &str) -> bool {
     obj.owner_references()
         .iter()
         .any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+/// The pods and services a job controls (by UID), picked out of those observed with its labels.
+pub struct OwnedChildren<'a> {
+    /// The job's pods, terminating ones included.
+    pub pods: Vec<&'a Pod>,
+    /// The job's services, terminating ones included.
+    pub services: Vec<&'a Service>,
+}
+
+impl<'a> OwnedChildren<'a> {
+    /// The objects of `pods` and `services` controlled by the job with UID `job_uid`.
+    pub fn of(job_uid: &str, pods: &'a [Arc<Pod>], services: &'a [Arc<Service>]) -> Self {
+        Self {
+            pods: pods
+                .iter()
+                .map(AsRef::as_ref)
+                .filter(|pod| controlled_by(*pod, job_uid))
+                .collect(),
+            services: services
+                .iter()
+                .map(AsRef::as_ref)
+                .filter(|svc| controlled_by(*svc, job_uid))
+                .collect(),
+        }
+    }
+
+    /// Pods not being deleted yet.
+    pub fn live_pods(&self) -> impl Iterator<Item = &'a Pod> + '_ {
+        self.pods
+            .iter()
+            .copied()
+            .filter(|pod| !is_terminating(*pod))
+    }
+
+    /// Services not being deleted yet.
+    pub fn live_services(&self) -> impl Iterator<Item = &'a Service> + '_ {
+        self.services
+            .iter()
+            .copied()
+            .filter(|svc| !is_terminating(*svc))
+    }
+
+    /// The live service named `name`, if any.
+    pub fn live_service(&self, name: &str) -> Option<&'a Service> {
+        self.live_services().find(|svc| svc.name_any() == name)
+    }
+
+    /// The pods of replica type `rtype`, by index (names are deterministic: one per index).
+    pub fn pods_of(&self, rtype: ReplicaType) -> BTreeMap<i32, &'a Pod> {
+        by_index(&self.pods, rtype)
+    }
+
+    /// The services of replica type `rtype`, by index.
+    pub fn services_of(&self, rtype: ReplicaType) -> BTreeMap<i32, &'a Service> {
+        by_index(&self.services, rtype)
+    }
+}
+
+/// Objects of one replica type keyed by their index label; the first of each index wins.
+fn by_index<'a, K: kube::Resource>(objs: &[&'a K], rtype: ReplicaType) -> BTreeMap<i32, &'a K> {
+    let mut found = BTreeMap::new();
+    for obj in objs {
+        if let Some((t, index)) = replica_of(*obj)
+            && t == rtype
+        {
+            found.entry(index).or_insert(*obj);
+        }
+    }
+    found
 }
 
 /// Replica type and index from an object's labels.
@@ -67,4 +141,48 @@ pub fn restart_count(pod: &Pod) -> i32 {
             .unwrap_or(0)
     };
     sum(&s.container_statuses) + sum(&s.init_container_statuses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::builder::tfjob;
+    use crate::plan::desired::{JobIdentity, desired_pod};
+
+    fn pod(index: i32, owner: &str) -> Arc<Pod> {
+        let job = tfjob("j").workers(3).build();
+        let spec = crate::api::defaults::normalize(&job.spec, crate::api::CleanPodPolicy::Running)
+            .expect("valid");
+        let id = JobIdentity {
+            name: "j".into(),
+            namespace: "ns".into(),
+            uid: owner.into(),
+        };
+        Arc::new(desired_pod(
+            &id,
+            &spec,
+            &spec.replicas[&ReplicaType::Worker],
+            index,
+            None,
+        ))
+    }
+
+    #[test]
+    fn only_the_jobs_own_pods_count_and_they_are_found_by_index() {
+        let pods = [pod(0, "uid"), pod(2, "uid"), pod(1, "someone-else")];
+        let owned = OwnedChildren::of("uid", &pods, &[]);
+        assert_eq!(owned.pods.len(), 2);
+        let by_index = owned.pods_of(ReplicaType::Worker);
+        assert_eq!(by_index.keys().copied().collect::<Vec<_>>(), vec![0, 2]);
+        assert!(owned.pods_of(ReplicaType::Ps).is_empty());
+    }
+
+    #[test]
+    fn exit_codes_from_signals_are_retryable() {
+        assert!(is_retryable_exit_code(137));
+        assert!(is_retryable_exit_code(UNKNOWN_EXIT_CODE));
+        assert!(!is_retryable_exit_code(1));
+        assert!(!is_retryable_exit_code(0));
+        assert_eq!(exit_code(&Pod::default()), UNKNOWN_EXIT_CODE);
+    }
 }

@@ -2,12 +2,27 @@
 //! dashboards keep working) and the reconciler's own health.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::plan::Outcome;
+
+/// Records a reconcile's duration when dropped, however the reconcile ended.
+pub struct ReconcileTimer<'a> {
+    histogram: &'a Histogram,
+    started: Instant,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.histogram.observe(self.started.elapsed().as_secs_f64());
+    }
+}
 
 /// Labels of the job counters, as upstream.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -36,7 +51,7 @@ pub struct Metrics {
     pub jobs_successful: Family<JobLabels, Counter>,
     /// Jobs that failed.
     pub jobs_failed: Family<JobLabels, Counter>,
-    /// Restarts of failed replicas.
+    /// Pods recreated after failures (once per pod, as upstream).
     pub jobs_restarted: Family<JobLabels, Counter>,
     /// Reconciles run.
     pub reconciles: Counter,
@@ -84,7 +99,7 @@ impl Metrics {
         op.register("jobs_failed", "TFJobs that failed", m.jobs_failed.clone());
         op.register(
             "jobs_restarted",
-            "Replica restarts after failures",
+            "Pods recreated after failures",
             m.jobs_restarted.clone(),
         );
         let own = registry.sub_registry_with_prefix("tfjob_operator");
@@ -102,21 +117,32 @@ impl Metrics {
         Self { registry, ..m }
     }
 
-    /// Counts the job-level outcome of a published event reason.
-    pub fn count_event(&self, namespace: &str, reason: &str) {
+    /// Counts what a pass did to a job in namespace `namespace`, as upstream's counters do:
+    /// a restarted job counts once per pod recreated.
+    pub fn count_outcomes(&self, namespace: &str, outcomes: &[Outcome]) {
         let labels = JobLabels {
             job_namespace: namespace.to_string(),
             framework: "tensorflow".into(),
         };
-        let family = match reason {
-            "TFJobSucceeded" => &self.jobs_successful,
-            "TFJobFailed" | "TFJobInvalidSpec" => &self.jobs_failed,
-            "TFJobRestarting" => &self.jobs_restarted,
-            "SuccessfulDeleteJob" => &self.jobs_deleted,
-            "TFJobCreated" => &self.jobs_created,
-            _ => return,
-        };
-        family.get_or_create(&labels).inc();
+        for outcome in outcomes {
+            let (family, by) = match *outcome {
+                Outcome::Created => (&self.jobs_created, 1),
+                Outcome::Restarted { pods } => (&self.jobs_restarted, u64::from(pods)),
+                Outcome::Succeeded => (&self.jobs_successful, 1),
+                Outcome::Failed => (&self.jobs_failed, 1),
+                Outcome::TtlDeleted => (&self.jobs_deleted, 1),
+            };
+            family.get_or_create(&labels).inc_by(by);
+        }
+    }
+
+    /// Counts a reconcile and, when the returned guard is dropped, records its duration.
+    pub fn reconcile_timer(&self) -> ReconcileTimer<'_> {
+        self.reconciles.inc();
+        ReconcileTimer {
+            histogram: &self.reconcile_duration,
+            started: Instant::now(),
+        }
     }
 
     /// Marks the operator ready (caches synced).
@@ -143,16 +169,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn upstream_metric_names_and_labels() {
+    fn upstream_metric_names_and_labels_counted_from_outcomes() {
         let m = Metrics::new();
-        m.count_event("ns1", "TFJobSucceeded");
-        m.count_event("ns1", "TFJobRestarting");
-        m.count_event("ns1", "SuccessfulCreatePod");
+        m.count_outcomes("ns1", &[Outcome::Created, Outcome::Succeeded]);
+        m.count_outcomes("ns1", &[Outcome::Restarted { pods: 2 }]);
+        m.count_outcomes("ns1", &[Outcome::Restarted { pods: 1 }]);
+        m.count_outcomes("ns2", &[Outcome::Failed, Outcome::TtlDeleted]);
         let text = m.encode();
-        assert!(text.contains(
-            "training_operator_jobs_successful_total{job_namespace=\"ns1\",framework=\"tensorflow\"} 1"
-        ), "{text}");
-        assert!(text.contains("training_operator_jobs_restarted_total{job_namespace=\"ns1\",framework=\"tensorflow\"} 1"));
-        assert!(!text.contains("SuccessfulCreatePod"));
+        let has = |name: &str, ns: &str, value: u64| {
+            let line = format!(
+                "training_operator_jobs_{name}_total{{job_namespace=\"{ns}\",framework=\"tensorflow\"}} {value}"
+            );
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        };
+        has("created", "ns1", 1);
+        has("successful", "ns1", 1);
+        // Once per restarted pod, not once per transition into Restarting.
+        has("restarted", "ns1", 3);
+        has("failed", "ns2", 1);
+        has("deleted", "ns2", 1);
+    }
+
+    #[test]
+    fn the_timer_records_on_drop() {
+        let m = Metrics::new();
+        drop(m.reconcile_timer());
+        let text = m.encode();
+        assert!(text.contains("tfjob_operator_reconciles_total 1"), "{text}");
+        assert!(
+            text.contains("tfjob_operator_reconcile_duration_seconds_count 1"),
+            "{text}"
+        );
     }
 }

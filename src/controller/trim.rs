@@ -1,5 +1,5 @@
-//! What the watch caches keep of each object: only what the planner reads. The caches are
-//! most of the operator's memory, so everything else is dropped on the way in.
+//! Trimming objects on their way into the watch caches: only what the planner reads is kept.
+//! The caches are most of the operator's memory, so everything else is dropped.
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::ResourceExt;
@@ -7,7 +7,7 @@ use kube::ResourceExt;
 use crate::api::TFJob;
 
 /// A pod keeps its metadata (labels, owner, deletion), phase and container states.
-pub fn slim_pod(p: &mut Pod) {
+pub fn trim_pod(p: &mut Pod) {
     p.managed_fields_mut().clear();
     p.annotations_mut().clear();
     p.spec = None;
@@ -19,7 +19,7 @@ pub fn slim_pod(p: &mut Pod) {
 }
 
 /// A service keeps its metadata only.
-pub fn slim_service(s: &mut Service) {
+pub fn trim_service(s: &mut Service) {
     s.managed_fields_mut().clear();
     s.annotations_mut().clear();
     s.spec = None;
@@ -28,7 +28,7 @@ pub fn slim_service(s: &mut Service) {
 
 /// A TFJob loses managedFields and kubectl's last-applied copy of the spec, which would double
 /// the cache and are never read.
-pub fn slim_tfjob(j: &mut TFJob) {
+pub fn trim_tfjob(j: &mut TFJob) {
     j.managed_fields_mut().clear();
     j.annotations_mut()
         .remove("kubectl.kubernetes.io/last-applied-configuration");

@@ -4,18 +4,17 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodSpec, PodStatus,
-    PodTemplateSpec, Service,
+    ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus, Service,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plan;
+use crate::api::builder::{TFJobBuilder, tfjob};
 use crate::api::{
-    CleanPodPolicy, ReplicaSpec, ReplicaType, RestartPolicy, RunPolicy, SuccessPolicy, TFJob,
-    TFJobSpec, TFJobStatus,
+    CleanPodPolicy, ReplicaType, RestartPolicy, RunPolicy, SuccessPolicy, TFJob, TFJobStatus,
 };
-use crate::plan::children::{JobIdentity, desired_pod, desired_service};
 use crate::plan::conditions::{get, is_true, kind};
+use crate::plan::desired::{JobIdentity, desired_pod, desired_service};
 use crate::plan::{Action, EventKind, Plan, PlanConfig};
 
 const UID: &str = "uid-1";
@@ -28,38 +27,9 @@ fn ago(secs: i64) -> Time {
     Time(Timestamp::from_second(1_800_000_000 - secs).unwrap())
 }
 
-fn replica(n: i32, policy: Option<RestartPolicy>) -> ReplicaSpec {
-    ReplicaSpec {
-        replicas: Some(n),
-        restart_policy: policy,
-        template: Some(PodTemplateSpec {
-            metadata: None,
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "tensorflow".into(),
-                    image: Some("tf:2".into()),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-        }),
-    }
-}
-
-fn job(replicas: &[(&str, i32, Option<RestartPolicy>)]) -> TFJob {
-    let mut j = TFJob::new(
-        "test-tfjob",
-        TFJobSpec {
-            tf_replica_specs: replicas
-                .iter()
-                .map(|(k, n, p)| (k.to_string(), Box::new(replica(*n, *p))))
-                .collect(),
-            ..Default::default()
-        },
-    );
-    j.metadata.namespace = Some("default".into());
-    j.metadata.uid = Some(UID.into());
-    j
+/// The job every scenario starts from; add replicas with the builder.
+fn job() -> TFJobBuilder {
+    tfjob("test-tfjob").namespace("default").uid(UID)
 }
 
 fn run_policy(j: &mut TFJob) -> &mut RunPolicy {
@@ -67,7 +37,9 @@ fn run_policy(j: &mut TFJob) -> &mut RunPolicy {
 }
 
 fn cfg() -> PlanConfig {
-    PlanConfig::default()
+    crate::settings::RunSettings::defaults()
+        .controller_config()
+        .plan
 }
 
 /// A job that already went through its first pass (Created, startTime set).
@@ -182,7 +154,7 @@ fn reasons(p: &Plan) -> Vec<&str> {
 
 #[test]
 fn new_job_creates_every_pod_and_service_and_the_created_condition() {
-    let j = job(&[("Ps", 1, None), ("Worker", 2, None)]);
+    let j = job().replicas("Ps", 1).workers(2).build();
     let p = plan(&j, &[], &[], now(), &cfg());
     let (pods, svcs) = creates(&p);
     assert_eq!(
@@ -212,10 +184,11 @@ fn new_job_creates_every_pod_and_service_and_the_created_condition() {
 
 #[test]
 fn pods_carry_names_labels_owner_restart_policy_and_tf_config() {
-    let mut j = job(&[
-        ("Ps", 1, None),
-        ("Worker", 1, Some(RestartPolicy::ExitCode)),
-    ]);
+    let mut j = job()
+        .replicas("Ps", 1)
+        .workers(1)
+        .restart(RestartPolicy::ExitCode)
+        .build();
     j.spec
         .tf_replica_specs
         .get_mut("Ps")
@@ -305,7 +278,7 @@ fn pods_carry_names_labels_owner_restart_policy_and_tf_config() {
 
 #[test]
 fn single_replica_gets_no_tf_config() {
-    let j = job(&[("Worker", 1, None)]);
+    let j = job().workers(1).build();
     let p = plan(&j, &[], &[], now(), &cfg());
     let pod = p
         .actions
@@ -320,7 +293,7 @@ fn single_replica_gets_no_tf_config() {
 
 #[test]
 fn running_pods_make_the_job_running_and_a_second_pass_changes_nothing() {
-    let j = started(job(&[("PS", 1, None), ("Worker", 2, None)]));
+    let j = started(job().ps(1).workers(2).build());
     let pods = vec![
         pod(&j, ReplicaType::Ps, 0, "Running", None),
         pod(&j, ReplicaType::Worker, 0, "Running", None),
@@ -360,7 +333,7 @@ fn running_pods_make_the_job_running_and_a_second_pass_changes_nothing() {
 
 #[test]
 fn worker0_success_succeeds_the_job_then_running_pods_are_cleaned() {
-    let j = started(job(&[("PS", 1, None), ("Worker", 2, None)]));
+    let j = started(job().ps(1).workers(2).build());
     let pods = vec![
         pod(&j, ReplicaType::Ps, 0, "Running", None),
         pod(&j, ReplicaType::Worker, 0, "Succeeded", Some(0)),
@@ -392,7 +365,7 @@ fn worker0_success_succeeds_the_job_then_running_pods_are_cleaned() {
 
 #[test]
 fn clean_pod_policy_all_and_none() {
-    let mut j = started(job(&[("PS", 1, None), ("Worker", 1, None)]));
+    let mut j = started(job().ps(1).workers(1).build());
     let pods = vec![
         pod(&j, ReplicaType::Ps, 0, "Running", None),
         pod(&j, ReplicaType::Worker, 0, "Succeeded", Some(0)),
@@ -420,7 +393,7 @@ fn clean_pod_policy_all_and_none() {
 
 #[test]
 fn chief_decides_when_present() {
-    let j = started(job(&[("Chief", 1, None), ("Worker", 2, None)]));
+    let j = started(job().chief(1).workers(2).build());
     let svcs = services(&j);
     let worker_done = vec![
         pod(&j, ReplicaType::Chief, 0, "Running", None),
@@ -458,7 +431,7 @@ fn chief_decides_when_present() {
 
 #[test]
 fn all_workers_success_policy() {
-    let mut j = job(&[("Worker", 2, None)]);
+    let mut j = job().workers(2).build();
     j.spec.success_policy = Some(SuccessPolicy::AllWorkers);
     let j = started(j);
     let svcs = services(&j);
@@ -482,7 +455,7 @@ fn all_workers_success_policy() {
 
 #[test]
 fn never_policy_failure_fails_the_job() {
-    let j = started(job(&[("PS", 1, None), ("Worker", 1, None)]));
+    let j = started(job().ps(1).workers(1).build());
     let pods = vec![
         pod(&j, ReplicaType::Ps, 0, "Failed", Some(1)),
         pod(&j, ReplicaType::Worker, 0, "Running", None),
@@ -504,7 +477,7 @@ fn never_policy_failure_fails_the_job() {
 
 #[test]
 fn exit_code_policy_retries_signals_and_fails_on_errors() {
-    let j = started(job(&[("Worker", 2, Some(RestartPolicy::ExitCode))]));
+    let j = started(job().workers(2).restart(RestartPolicy::ExitCode).build());
     let svcs = services(&j);
     let killed = vec![
         pod(&j, ReplicaType::Worker, 0, "Failed", Some(137)),
@@ -567,7 +540,7 @@ fn exit_code_policy_retries_signals_and_fails_on_errors() {
 
 #[test]
 fn on_failure_pods_that_fail_are_recreated() {
-    let j = started(job(&[("Worker", 1, Some(RestartPolicy::OnFailure))]));
+    let j = started(job().workers(1).restart(RestartPolicy::OnFailure).build());
     let p = plan(
         &j,
         &[pod(&j, ReplicaType::Worker, 0, "Failed", Some(1))],
@@ -582,7 +555,7 @@ fn on_failure_pods_that_fail_are_recreated() {
 
 #[test]
 fn backoff_limit_counts_recreations_and_container_restarts() {
-    let mut j = job(&[("Worker", 2, Some(RestartPolicy::ExitCode))]);
+    let mut j = job().workers(2).restart(RestartPolicy::ExitCode).build();
     run_policy(&mut j).backoff_limit = Some(1);
     let mut j = started(j);
     let svcs = services(&j);
@@ -611,7 +584,7 @@ fn backoff_limit_counts_recreations_and_container_restarts() {
     assert_eq!((dp.len(), ds.len()), (2, 2), "all pods and services go");
 
     // In-place restarts (OnFailure) count too.
-    let mut j = job(&[("Worker", 1, Some(RestartPolicy::OnFailure))]);
+    let mut j = job().workers(1).restart(RestartPolicy::OnFailure).build();
     run_policy(&mut j).backoff_limit = Some(2);
     let j = started(j);
     let mut restarted = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
@@ -623,7 +596,7 @@ fn backoff_limit_counts_recreations_and_container_restarts() {
     let p = plan(&j, &[Arc::new(restarted)], &services(&j), now(), &cfg());
     assert_eq!(last_condition(&p).0, "Failed");
     // ...but not for Never replicas.
-    let mut j = job(&[("Worker", 1, None)]);
+    let mut j = job().workers(1).build();
     run_policy(&mut j).backoff_limit = Some(0);
     let j = started(j);
     let mut restarted = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
@@ -638,7 +611,7 @@ fn backoff_limit_counts_recreations_and_container_restarts() {
 
 #[test]
 fn active_deadline_fails_on_time_and_requeues_before() {
-    let mut j = job(&[("Worker", 1, None)]);
+    let mut j = job().workers(1).build();
     run_policy(&mut j).active_deadline_seconds = Some(60);
     let mut j = started(j);
     j.status.as_mut().unwrap().start_time = Some(ago(20));
@@ -653,7 +626,7 @@ fn active_deadline_fails_on_time_and_requeues_before() {
     );
     assert_eq!(deletes(&p).0, vec!["test-tfjob-worker-0"]);
     // The legacy top-level field works the same.
-    let mut j = job(&[("Worker", 1, None)]);
+    let mut j = job().workers(1).build();
     j.spec.active_deadline_seconds = Some(5);
     let mut j = started(j);
     j.status.as_mut().unwrap().start_time = Some(ago(6));
@@ -665,7 +638,7 @@ fn active_deadline_fails_on_time_and_requeues_before() {
 
 #[test]
 fn ttl_deletes_the_job_on_time() {
-    let mut j = job(&[("Worker", 1, None)]);
+    let mut j = job().workers(1).build();
     run_policy(&mut j).ttl_seconds_after_finished = Some(10);
     let j = started(j);
     let done = vec![pod(&j, ReplicaType::Worker, 0, "Succeeded", Some(0))];
@@ -683,7 +656,7 @@ fn ttl_deletes_the_job_on_time() {
 #[test]
 fn suspend_and_resume() {
     // Created suspended: no pods, no start time, [Created, Suspended].
-    let mut j = job(&[("Worker", 1, None)]);
+    let mut j = job().workers(1).build();
     run_policy(&mut j).suspend = Some(true);
     let p = plan(&j, &[], &[], now(), &cfg());
     assert!(p.actions.is_empty());
@@ -703,7 +676,7 @@ fn suspend_and_resume() {
     );
 
     // Suspended while running: pods and services deleted, Running False, startTime kept.
-    let mut j = started(job(&[("Worker", 1, None)]));
+    let mut j = started(job().workers(1).build());
     let pods = vec![pod(&j, ReplicaType::Worker, 0, "Running", None)];
     let svcs = services(&j);
     j.status = plan(&j, &pods, &svcs, now(), &cfg()).status;
@@ -747,7 +720,7 @@ fn suspend_and_resume() {
 
 #[test]
 fn scale_down_deletes_higher_indices_and_scale_up_creates() {
-    let big = started(job(&[("Worker", 3, None)]));
+    let big = started(job().workers(3).build());
     let pods: Vec<_> = (0..3)
         .map(|i| pod(&big, ReplicaType::Worker, i, "Running", None))
         .collect();
@@ -772,7 +745,7 @@ fn scale_down_deletes_higher_indices_and_scale_up_creates() {
 
 #[test]
 fn dynamic_worker_failures_do_not_fail_the_job() {
-    let mut j = job(&[("PS", 1, None), ("Worker", 2, None)]);
+    let mut j = job().ps(1).workers(2).build();
     j.spec.enable_dynamic_worker = Some(true);
     let j = started(j);
     let pods = vec![
@@ -786,7 +759,7 @@ fn dynamic_worker_failures_do_not_fail_the_job() {
 
 #[test]
 fn terminating_pods_are_not_counted_or_replaced_yet() {
-    let j = started(job(&[("Worker", 1, None)]));
+    let j = started(job().workers(1).build());
     let mut p0 = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
     p0.metadata.deletion_timestamp = Some(Time(now()));
     let p = plan(&j, &[Arc::new(p0)], &services(&j), now(), &cfg());
@@ -797,7 +770,7 @@ fn terminating_pods_are_not_counted_or_replaced_yet() {
 
 #[test]
 fn foreign_pods_are_ignored() {
-    let j = started(job(&[("Worker", 1, None)]));
+    let j = started(job().workers(1).build());
     let mut other = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
     other.metadata.owner_references.as_mut().unwrap()[0].uid = "someone-else".into();
     let p = plan(&j, &[Arc::new(other)], &[], now(), &cfg());
@@ -806,14 +779,14 @@ fn foreign_pods_are_ignored() {
 
 #[test]
 fn managed_elsewhere_is_left_alone() {
-    let mut j = job(&[("Worker", 1, None)]);
+    let mut j = job().workers(1).build();
     run_policy(&mut j).managed_by = Some("kueue.x-k8s.io/multikueue".into());
     assert_eq!(plan(&j, &[], &[], now(), &cfg()), Plan::default());
 }
 
 #[test]
 fn invalid_spec_fails_with_a_clear_reason() {
-    let j = job(&[("Foo", 1, None)]);
+    let j = job().replicas("Foo", 1).build();
     let p = plan(&j, &[], &[], now(), &cfg());
     let (t, reason, msg) = last_condition(&p);
     assert_eq!(
@@ -831,7 +804,7 @@ fn invalid_spec_fails_with_a_clear_reason() {
 
 #[test]
 fn legacy_field_overridden_by_run_policy_warns_once() {
-    let mut j = job(&[("Worker", 1, None)]);
+    let mut j = job().workers(1).build();
     j.spec.backoff_limit = Some(6);
     run_policy(&mut j).backoff_limit = Some(2);
     let p = plan(&j, &[], &[], now(), &cfg());

@@ -1,0 +1,50 @@
+//! Reconciling a live job: plan from what the caches show, execute the actions, write the
+//! status, publish the events, count the outcomes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::ResourceExt;
+use kube::runtime::controller::Action as Requeue;
+
+use super::context::{Context, key};
+use super::error::Error;
+use super::status::{self, StatusWrite};
+use crate::api::TFJob;
+use crate::plan;
+
+/// Plans per reconcile at most: the first, and one per 409 on the status write.
+const MAX_PLANS: usize = 3;
+
+/// Plans and acts for `job` once; after a 409 on the status write, plans again from the stored
+/// version against the same observation of pods, so that decisions taken in this pass (e.g. a
+/// restart counted towards backoffLimit) are not lost. Repeating an action is harmless:
+/// creates tolerate AlreadyExists and deletes NotFound.
+pub(super) async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
+    let (pods, services) = ctx.children_of(&job);
+    let recorder = ctx.recorder();
+    let mut job = ctx.memory.with_our_status(job);
+    for _ in 0..MAX_PLANS {
+        let decision = plan::plan(&job, &pods, &services, Timestamp::now(), &ctx.config.plan);
+        ctx.execute(&recorder, &job, decision.actions).await?;
+        let mut requeue_after = decision.requeue_after;
+        match status::write_or_wait(ctx, &job, decision.status, decision.status_may_wait).await? {
+            StatusWrite::Conflict => {
+                job = Arc::new(status::read_stored(ctx, &job).await?);
+                continue;
+            }
+            StatusWrite::Waiting(wait) => requeue_after = Some(plan::sooner(requeue_after, wait)),
+            StatusWrite::Unchanged | StatusWrite::Written | StatusWrite::Gone => {}
+        }
+        let namespace = job.namespace().unwrap_or_default();
+        ctx.metrics.count_outcomes(&namespace, &decision.outcomes);
+        super::act::publish(&recorder, &job, decision.events).await;
+        return Ok(match requeue_after {
+            // A little slack so the deadline has surely passed when we look again.
+            Some(after) => Requeue::requeue(after + Duration::from_millis(50)),
+            None => Requeue::await_change(),
+        });
+    }
+    Err(Error::Conflict(key(&job)))
+}

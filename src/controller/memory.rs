@@ -1,0 +1,347 @@
+//! What the controller remembers about each job between reconciles, in one place keyed by the
+//! job's UID, forgotten in one call ([`JobMemory::forget`]) when the job is gone:
+//!
+//! - our last status write, to plan from it while the TFJob cache still shows an older copy
+//!   (planning from the older one would end in a 409 on the next write);
+//! - since when a progress-only status change has been waiting to be written (batching);
+//! - our pod and service writes the caches may not show yet ([`OwnWrites`]);
+//! - consecutive failed reconciles, for the error backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::{Resource, ResourceExt};
+
+use super::own_writes::{OwnWrites, SeenRevision, parse_revision};
+use super::trim::{trim_pod, trim_service};
+use crate::api::{TFJob, TFJobStatus};
+
+/// A kind of child whose writes are remembered: pods and services.
+pub trait Child: Resource<DynamicType = ()> + Clone + Sized {
+    /// Drops what the planner does not read, as the cache does.
+    fn trim(&mut self);
+    /// This kind's writes in a job's memory.
+    fn writes(job: &mut Remembered) -> &mut OwnWrites<Self>;
+    /// How far the watch of this kind has delivered.
+    fn seen(memory: &JobMemory) -> &SeenRevision;
+}
+
+impl Child for Pod {
+    fn trim(&mut self) {
+        trim_pod(self);
+    }
+    fn writes(job: &mut Remembered) -> &mut OwnWrites<Self> {
+        &mut job.pods
+    }
+    fn seen(memory: &JobMemory) -> &SeenRevision {
+        &memory.seen_pods
+    }
+}
+
+impl Child for Service {
+    fn trim(&mut self) {
+        trim_service(self);
+    }
+    fn writes(job: &mut Remembered) -> &mut OwnWrites<Self> {
+        &mut job.services
+    }
+    fn seen(memory: &JobMemory) -> &SeenRevision {
+        &memory.seen_services
+    }
+}
+
+/// Everything remembered about one job.
+#[derive(Debug, Default)]
+pub struct Remembered {
+    /// resourceVersion and status returned by our last status write.
+    last_status: Option<(String, TFJobStatus)>,
+    /// Since when a progress-only status change has been waiting.
+    batch_since: Option<Instant>,
+    pods: OwnWrites<Pod>,
+    services: OwnWrites<Service>,
+    /// Consecutive failed reconciles.
+    failures: u32,
+}
+
+impl Remembered {
+    fn is_empty(&self) -> bool {
+        self.last_status.is_none()
+            && self.batch_since.is_none()
+            && self.pods.is_empty()
+            && self.services.is_empty()
+            && self.failures == 0
+    }
+}
+
+/// The controller's memory of every job, by UID.
+#[derive(Debug)]
+pub struct JobMemory {
+    jobs: Mutex<HashMap<String, Remembered>>,
+    seen_pods: SeenRevision,
+    seen_services: SeenRevision,
+    /// How long a progress-only status change may wait.
+    batch_period: Duration,
+    /// First and longest delay of the error backoff.
+    backoff: (Duration, Duration),
+}
+
+impl JobMemory {
+    /// A memory over the pod and service watches whose progress `seen_pods` and
+    /// `seen_services` track.
+    pub fn new(seen_pods: SeenRevision, seen_services: SeenRevision, batch: Duration) -> Self {
+        Self {
+            jobs: Mutex::default(),
+            seen_pods,
+            seen_services,
+            batch_period: batch,
+            backoff: (Duration::from_millis(500), Duration::from_secs(300)),
+        }
+    }
+
+    fn jobs(&self) -> MutexGuard<'_, HashMap<String, Remembered>> {
+        // A panic while holding the lock leaves plain data behind: keep using it.
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the job's memory, dropping the entry if nothing is left in it.
+    fn with<T>(&self, uid: &str, f: impl FnOnce(&mut Remembered) -> T) -> T {
+        let mut jobs = self.jobs();
+        let job = jobs.entry(uid.to_string()).or_default();
+        let result = f(job);
+        if job.is_empty() {
+            jobs.remove(uid);
+        }
+        result
+    }
+
+    /// Forgets everything about the job with `uid` (it is gone).
+    pub fn forget(&self, uid: &str) {
+        self.jobs().remove(uid);
+    }
+
+    /// Jobs with something remembered.
+    pub fn len(&self) -> usize {
+        self.jobs().len()
+    }
+
+    /// Whether nothing is remembered about any job.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    // --- our last status write ---------------------------------------------------------------
+
+    /// `job` with our last status write laid over it when that write is newer than the copy.
+    pub fn with_our_status(&self, job: Arc<TFJob>) -> Arc<TFJob> {
+        let Some(uid) = job.uid() else { return job };
+        let cached_rv = job.metadata.resource_version.clone();
+        let ours = self.with(&uid, |m| {
+            let newer = m.last_status.as_ref().is_some_and(|(rv, _)| {
+                parse_revision(Some(rv)) > parse_revision(cached_rv.as_deref())
+                    && parse_revision(cached_rv.as_deref()).is_some()
+            });
+            if newer {
+                m.last_status.clone()
+            } else {
+                // The cache has caught up with our write.
+                m.last_status = None;
+                None
+            }
+        });
+        let Some((rv, status)) = ours else { return job };
+        let mut fresher = (*job).clone();
+        fresher.metadata.resource_version = Some(rv);
+        fresher.status = Some(status);
+        Arc::new(fresher)
+    }
+
+    /// Remembers the TFJob the API server returned for our status write.
+    pub fn status_written(&self, stored: &TFJob) {
+        let (Some(uid), Some(rv), Some(status)) = (
+            stored.uid(),
+            stored.metadata.resource_version.clone(),
+            stored.status.clone(),
+        ) else {
+            return;
+        };
+        self.with(&uid, |m| {
+            m.last_status = Some((rv, status));
+            m.batch_since = None;
+        });
+    }
+
+    // --- batching of progress-only status changes -------------------------------------------
+
+    /// For a job with a status change to write at `now`: `None` to write it now, or how long it
+    /// may still wait. `may_wait` is the planner's verdict; a change that may not wait, or one
+    /// that has waited a full batch period, is due and ends the batch.
+    pub fn status_due_in(&self, uid: &str, may_wait: bool, now: Instant) -> Option<Duration> {
+        let period = self.batch_period;
+        self.with(uid, |m| {
+            if !may_wait {
+                m.batch_since = None;
+                return None;
+            }
+            let since = *m.batch_since.get_or_insert(now);
+            let left = period.saturating_sub(now.saturating_duration_since(since));
+            if left.is_zero() {
+                m.batch_since = None;
+                None
+            } else {
+                Some(left)
+            }
+        })
+    }
+
+    /// The job has no status change waiting.
+    pub fn nothing_to_write(&self, uid: &str) {
+        self.with(uid, |m| m.batch_since = None);
+    }
+
+    // --- our pod and service writes ---------------------------------------------------------
+
+    /// Remembers a child we created, as the API server returned it.
+    pub fn created<K: Child>(&self, job_uid: &str, mut obj: K) {
+        obj.trim();
+        self.with(job_uid, |m| K::writes(m).stored(obj));
+    }
+
+    /// Remembers the answer to a delete of child `name` (`returned`: the object when it is
+    /// still terminating, None when it is gone).
+    pub fn deleted<K: Child>(
+        &self,
+        job_uid: &str,
+        name: &str,
+        uid: Option<String>,
+        returned: Option<K>,
+    ) {
+        let returned = returned.map(|mut obj| {
+            obj.trim();
+            obj
+        });
+        self.with(job_uid, |m| K::writes(m).deleted(name, uid, returned));
+    }
+
+    /// The job's children as the cache shows them, corrected by our writes the cache has not
+    /// caught up with yet.
+    pub fn overlay<K: Child>(&self, job_uid: &str, cached: Vec<Arc<K>>) -> Vec<Arc<K>> {
+        let seen = K::seen(self).get();
+        self.with(job_uid, |m| K::writes(m).overlay(cached, seen))
+    }
+
+    // --- error backoff -----------------------------------------------------------------------
+
+    /// Records a failed reconcile and returns how long to wait before the next: doubling from
+    /// 0.5 s with each consecutive failure, at most 5 minutes.
+    pub fn failed(&self, uid: &str) -> Duration {
+        let (base, max) = self.backoff;
+        self.with(uid, |m| {
+            let delay = base.saturating_mul(1u32 << m.failures.min(16));
+            m.failures = m.failures.saturating_add(1);
+            delay.min(max)
+        })
+    }
+
+    /// A reconcile succeeded: the backoff starts over.
+    pub fn succeeded(&self, uid: &str) {
+        self.with(uid, |m| m.failures = 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn memory() -> JobMemory {
+        JobMemory::new(SeenRevision::default(), SeenRevision::default(), SECOND)
+    }
+
+    fn job(uid: &str, rv: &str, active: i32) -> TFJob {
+        let mut job = crate::api::builder::tfjob("a").uid(uid).build();
+        job.metadata.resource_version = Some(rv.into());
+        let mut status = TFJobStatus::default();
+        status.replica_statuses.insert(
+            "Worker".into(),
+            crate::api::ReplicaStatus {
+                active,
+                ..Default::default()
+            },
+        );
+        job.status = Some(status);
+        job
+    }
+
+    #[test]
+    fn our_status_write_wins_until_the_cache_catches_up() {
+        let m = memory();
+        m.status_written(&job("u", "12", 3));
+        let stale = Arc::new(job("u", "10", 0));
+        let seen = m.with_our_status(stale.clone());
+        assert_eq!(seen.metadata.resource_version.as_deref(), Some("12"));
+        assert_eq!(
+            seen.status
+                .as_ref()
+                .map(|s| s.replica_statuses["Worker"].active),
+            Some(3)
+        );
+        let caught_up = Arc::new(job("u", "12", 3));
+        assert!(Arc::ptr_eq(
+            &m.with_our_status(caught_up.clone()),
+            &caught_up
+        ));
+        assert!(m.is_empty(), "nothing left to remember");
+    }
+
+    #[test]
+    fn progress_waits_one_period_from_the_first_change() {
+        let m = memory();
+        let t0 = Instant::now();
+        assert_eq!(m.status_due_in("a", true, t0), Some(SECOND));
+        // A later change does not restart the clock.
+        let later = t0 + Duration::from_millis(600);
+        assert_eq!(
+            m.status_due_in("a", true, later),
+            Some(Duration::from_millis(400))
+        );
+        assert_eq!(m.status_due_in("a", true, t0 + SECOND), None);
+        assert!(m.is_empty(), "written: the next change starts a new batch");
+        // An urgent change is due at once and ends the batch; jobs are batched apart.
+        m.status_due_in("a", true, t0);
+        assert_eq!(m.status_due_in("b", true, t0 + SECOND), Some(SECOND));
+        assert_eq!(m.status_due_in("a", false, t0), None);
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn backoff_doubles_caps_and_resets() {
+        let m = memory();
+        assert_eq!(m.failed("a"), Duration::from_millis(500));
+        assert_eq!(m.failed("a"), Duration::from_secs(1));
+        assert_eq!(m.failed("b"), Duration::from_millis(500));
+        for _ in 0..20 {
+            m.failed("a");
+        }
+        assert_eq!(m.failed("a"), Duration::from_secs(300));
+        m.succeeded("a");
+        assert_eq!(m.failed("a"), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn forget_drops_every_kind_of_memory_of_that_job_only() {
+        let m = memory();
+        m.status_written(&job("u", "12", 1));
+        m.status_due_in("u", true, Instant::now());
+        m.created("u", Pod::default());
+        m.failed("u");
+        m.failed("other");
+        m.forget("u");
+        assert_eq!(m.len(), 1);
+        assert!(m.overlay::<Pod>("u", vec![]).is_empty());
+    }
+}

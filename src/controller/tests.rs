@@ -1,0 +1,310 @@
+//! Hermetic tests of what only the controller layer decides, against a fake API server:
+//! conflicts on the status write, jobs deleted meanwhile, terminating namespaces, batching of
+//! progress-only writes, and our own writes hiding stale cache entries.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus, Service};
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+use super::apply::apply;
+use super::config::ControllerConfig;
+use super::context::Context;
+use super::fake_api::{self, Answer, Call, Calls};
+use super::finalizer::FINALIZER;
+use super::memory::JobMemory;
+use super::own_writes::SeenRevision;
+use crate::api::builder::tfjob;
+use crate::api::{RestartPolicy, TFJob};
+use crate::plan::{self, Action};
+use crate::runtime::metrics::Metrics;
+
+const JOB_PATH: &str = "/namespaces/ns/tfjobs/j";
+const STATUS_PATH: &str = "/namespaces/ns/tfjobs/j/status";
+
+/// A job of 1 PS + 2 workers that has been through its first pass (Created, with finalizer).
+fn job(policy: RestartPolicy) -> TFJob {
+    let mut job = tfjob("j")
+        .namespace("ns")
+        .uid("job-uid")
+        .ps(1)
+        .workers(2)
+        .restart(policy)
+        .build();
+    job.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    job.metadata.resource_version = Some("10".into());
+    let first = plan::plan(&job, &[], &[], jiff::Timestamp::now(), &config().plan);
+    job.status = first.status;
+    job
+}
+
+fn config() -> ControllerConfig {
+    ControllerConfig {
+        // Long enough that no test depends on how fast it runs.
+        status_batch: Duration::from_secs(60),
+        ..ControllerConfig::default()
+    }
+}
+
+/// The job's pods and services as the planner would create them, in the cache with `phases`
+/// (ps-0, worker-0, worker-1).
+fn children(job: &TFJob, phases: [&str; 3]) -> (Vec<Pod>, Vec<Service>) {
+    let mut fresh = job.clone();
+    fresh.status = None;
+    let decision = plan::plan(&fresh, &[], &[], jiff::Timestamp::now(), &config().plan);
+    let (mut pods, mut services) = (Vec::new(), Vec::new());
+    for action in decision.actions {
+        match action {
+            Action::CreatePod(pod) => pods.push(*pod),
+            Action::CreateService(svc) => services.push(*svc),
+            _ => {}
+        }
+    }
+    for (pod, phase) in pods.iter_mut().zip(phases) {
+        pod.metadata.uid = pod.metadata.name.as_ref().map(|n| format!("uid-{n}"));
+        pod.metadata.resource_version = Some("5".into());
+        pod.status = Some(PodStatus {
+            phase: Some(phase.into()),
+            ..PodStatus::default()
+        });
+    }
+    for svc in &mut services {
+        svc.metadata.uid = svc.metadata.name.as_ref().map(|n| format!("uid-{n}"));
+        svc.metadata.resource_version = Some("5".into());
+    }
+    (pods, services)
+}
+
+/// The controller's world: a context over caches the test fills, and the fake API's record.
+struct World {
+    ctx: Context,
+    calls: Calls,
+    pods: Writer<Pod>,
+    services: Writer<Service>,
+}
+
+impl World {
+    fn new(handler: impl FnMut(&Call) -> Answer + Send + 'static) -> Self {
+        let (client, calls) = fake_api::client(handler);
+        let (pod_store, pods) = reflector::store();
+        let (svc_store, services) = reflector::store();
+        let memory = JobMemory::new(
+            SeenRevision::default(),
+            SeenRevision::default(),
+            config().status_batch,
+        );
+        let ctx = Context::new(
+            client,
+            config(),
+            Arc::new(Metrics::new()),
+            (pod_store, svc_store),
+            memory,
+        );
+        Self {
+            ctx,
+            calls,
+            pods,
+            services,
+        }
+    }
+
+    /// Puts objects in the caches, as their watch would deliver them.
+    fn cache(&mut self, (pods, services): (Vec<Pod>, Vec<Service>)) {
+        for pod in pods {
+            self.pods.apply_watcher_event(&watcher::Event::Apply(pod));
+        }
+        for svc in services {
+            self.services
+                .apply_watcher_event(&watcher::Event::Apply(svc));
+        }
+    }
+}
+
+/// An API server that accepts every write (resourceVersions counting up from 100).
+fn accepting() -> impl FnMut(&Call) -> Answer + Send + 'static {
+    let rv = AtomicU64::new(100);
+    move |call| match call.method.as_str() {
+        "DELETE" => fake_api::deleted(),
+        "GET" => fake_api::refused(404, "NotFound"),
+        _ => fake_api::stored(call, rv.fetch_add(1, Ordering::Relaxed)),
+    }
+}
+
+fn methods_and_paths(calls: &[Call]) -> Vec<(String, String)> {
+    calls
+        .iter()
+        .map(|c| (c.method.clone(), c.path.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_conflict_on_the_status_write_reads_the_job_once_and_plans_again() {
+    let stored = job(RestartPolicy::Never);
+    let mut newer = serde_json::to_value(&stored).unwrap_or(Value::Null);
+    // Another writer recorded a restart meanwhile: the re-planned write must keep it.
+    newer["metadata"]["resourceVersion"] = json!("11");
+    newer["status"]["replicaStatuses"]["Worker"]["restarts"] = json!(1);
+    let mut accept = accepting();
+    let mut status_writes = 0;
+    let mut world = World::new(move |call| {
+        if call.is("PUT", STATUS_PATH) {
+            status_writes += 1;
+            if status_writes == 1 {
+                return fake_api::refused(409, "Conflict");
+            }
+        }
+        if call.is("GET", JOB_PATH) {
+            return (200, newer.clone());
+        }
+        accept(call)
+    });
+    world.cache(children(&stored, ["Running", "Running", "Running"]));
+    let requeue = apply(Arc::new(stored), &world.ctx)
+        .await
+        .expect("reconciled");
+    assert_eq!(requeue, Requeue::await_change());
+    let writes = world.calls.writes();
+    let status_path = format!("/apis/kubeflow.org/v1{STATUS_PATH}");
+    let job_path = format!("/apis/kubeflow.org/v1{JOB_PATH}");
+    assert_eq!(
+        methods_and_paths(&writes),
+        vec![
+            ("PUT".into(), status_path.clone()),
+            ("GET".into(), job_path),
+            ("PUT".into(), status_path),
+        ]
+    );
+    let second = &writes[2].body;
+    assert_eq!(second["metadata"]["resourceVersion"], "11");
+    assert_eq!(second["status"]["replicaStatuses"]["Worker"]["restarts"], 1);
+    assert_eq!(second["status"]["replicaStatuses"]["Worker"]["active"], 2);
+    assert_eq!(second["status"]["conditions"][1]["type"], "Running");
+}
+
+#[tokio::test]
+async fn a_job_deleted_before_its_status_write_is_left_alone() {
+    let stored = job(RestartPolicy::Never);
+    let mut accept = accepting();
+    let mut world = World::new(move |call| {
+        if call.is("PUT", STATUS_PATH) {
+            return fake_api::refused(404, "NotFound");
+        }
+        accept(call)
+    });
+    world.cache(children(&stored, ["Running", "Running", "Running"]));
+    let result = apply(Arc::new(stored), &world.ctx).await;
+    assert_eq!(result.expect("not an error"), Requeue::await_change());
+    assert_eq!(world.calls.count("PUT", STATUS_PATH), 1, "no retry");
+    assert_eq!(world.calls.count("GET", JOB_PATH), 0);
+}
+
+#[tokio::test]
+async fn creates_refused_in_a_terminating_namespace_are_skipped_quietly() {
+    let stored = job(RestartPolicy::Never);
+    let mut accept = accepting();
+    let world = World::new(move |call| {
+        if call.method == "POST" {
+            return fake_api::namespace_terminating();
+        }
+        accept(call)
+    });
+    let result = apply(Arc::new(stored), &world.ctx).await;
+    assert!(result.is_ok(), "no error, so no backoff: {result:?}");
+    assert_eq!(
+        world.calls.count("POST", "/namespaces/ns/pods"),
+        3,
+        "each tried once"
+    );
+    assert_eq!(world.calls.count("POST", "/namespaces/ns/services"), 3);
+    let reasons = world.calls.event_reasons();
+    assert!(
+        !reasons.iter().any(|r| r.starts_with("Failed")),
+        "no failure events: {reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn progress_waits_and_is_written_once_with_the_last_pod_up() {
+    let stored = job(RestartPolicy::Never);
+    let mut world = World::new(accepting());
+    world.cache(children(&stored, ["Running", "Running", "Pending"]));
+    let first = apply(Arc::new(stored.clone()), &world.ctx)
+        .await
+        .expect("reconciled");
+    assert_eq!(world.calls.count("PUT", STATUS_PATH), 0, "progress waits");
+    assert_ne!(
+        first,
+        Requeue::await_change(),
+        "looked at again when the batch is due"
+    );
+    world.cache(children(&stored, ["Running", "Running", "Running"]));
+    apply(Arc::new(stored), &world.ctx)
+        .await
+        .expect("reconciled");
+    let puts: Vec<Call> = world
+        .calls
+        .all()
+        .into_iter()
+        .filter(|c| c.is("PUT", STATUS_PATH))
+        .collect();
+    assert_eq!(puts.len(), 1, "one write for all three pods");
+    assert_eq!(
+        puts[0].body["status"]["replicaStatuses"]["Worker"]["active"],
+        2
+    );
+    assert_eq!(puts[0].body["status"]["replicaStatuses"]["PS"]["active"], 1);
+}
+
+#[tokio::test]
+async fn own_creates_hide_a_stale_cache_so_nothing_is_created_twice() {
+    let stored = job(RestartPolicy::Never);
+    let world = World::new(accepting());
+    // The caches never catch up in this test: both passes see no pods and no services.
+    apply(Arc::new(stored.clone()), &world.ctx)
+        .await
+        .expect("reconciled");
+    apply(Arc::new(stored), &world.ctx)
+        .await
+        .expect("reconciled");
+    assert_eq!(world.calls.count("POST", "/namespaces/ns/pods"), 3);
+    assert_eq!(world.calls.count("POST", "/namespaces/ns/services"), 3);
+}
+
+#[tokio::test]
+async fn own_deletes_hide_a_stale_cache_so_a_restart_is_counted_once() {
+    let stored = job(RestartPolicy::OnFailure);
+    let mut world = World::new(accepting());
+    world.cache(children(&stored, ["Running", "Failed", "Running"]));
+    apply(Arc::new(stored.clone()), &world.ctx)
+        .await
+        .expect("reconciled");
+    // The cache still shows the failed pod; our delete hides it, and our status write (one
+    // restart) is planned from instead of the cached copy.
+    apply(Arc::new(stored), &world.ctx)
+        .await
+        .expect("reconciled");
+    assert_eq!(
+        world
+            .calls
+            .count("DELETE", "/namespaces/ns/pods/j-worker-0"),
+        1
+    );
+    let puts: Vec<Call> = world
+        .calls
+        .all()
+        .into_iter()
+        .filter(|c| c.is("PUT", STATUS_PATH))
+        .collect();
+    let last = puts.last().map(|c| c.body.clone()).unwrap_or(Value::Null);
+    assert_eq!(last["status"]["replicaStatuses"]["Worker"]["restarts"], 1);
+    let text = world.ctx.metrics.encode();
+    assert!(
+        text.contains("training_operator_jobs_restarted_total{job_namespace=\"ns\",framework=\"tensorflow\"} 1"),
+        "{text}"
+    );
+}

@@ -1,0 +1,135 @@
+//! Wiring: the watches (TFJobs; our pods and services, label-filtered and trimmed), the caches
+//! they fill, and kube-runtime's Controller that calls [`super::reconcile`] for each changed job.
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::Api;
+use kube::runtime::controller::Config as RuntimeConfig;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use tracing::{debug, info};
+
+use super::config::ControllerConfig;
+use super::context::Context;
+use super::memory::JobMemory;
+use super::own_writes::SeenRevision;
+use super::reconcile::{error_policy, reconcile};
+use super::trim::{trim_pod, trim_service, trim_tfjob};
+use crate::api::TFJob;
+use crate::api::labels::MANAGED_SELECTOR;
+use crate::runtime::metrics::Metrics;
+
+/// Objects per page of the initial LIST. A page is held in full (managedFields, pod specs)
+/// until every object in it has been trimmed into the cache; kube's default of 500 made a
+/// restart with 1000 running jobs peak far above the steady state.
+const LIST_PAGE_SIZE: u32 = 100;
+
+/// The API of `K` in the watched namespace, or in all namespaces.
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A cache of our children of kind `K`, trimmed by `trim`, and the stream of the objects it
+/// touches (for the Controller to map to their owning TFJob). `seen` tracks how far it got.
+fn child_cache<K>(
+    api: Api<K>,
+    trim: fn(&mut K),
+    seen: SeenRevision,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let config = watcher::Config::default()
+        .page_size(LIST_PAGE_SIZE)
+        .labels(MANAGED_SELECTOR);
+    let (store, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, config).modify(trim))
+        .inspect_ok(move |event| match event {
+            watcher::Event::Apply(obj)
+            | watcher::Event::Delete(obj)
+            | watcher::Event::InitApply(obj) => seen.observe(obj),
+            watcher::Event::Init | watcher::Event::InitDone => {}
+        })
+        .default_backoff()
+        .touched_objects();
+    (store, stream)
+}
+
+/// Runs the controller until `shutdown` resolves; in-flight reconciles finish first.
+pub async fn run(
+    client: Client,
+    config: ControllerConfig,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let namespace = config.namespace.as_deref();
+    let (seen_pods, seen_services) = (SeenRevision::default(), SeenRevision::default());
+    let (pods, pod_stream) =
+        child_cache(api::<Pod>(&client, namespace), trim_pod, seen_pods.clone());
+    let (services, svc_stream) = child_cache(
+        api::<Service>(&client, namespace),
+        trim_service,
+        seen_services.clone(),
+    );
+    let memory = JobMemory::new(seen_pods, seen_services, config.status_batch);
+    let (jobs, job_writer) = reflector::store();
+    let job_config = watcher::Config::default().page_size(LIST_PAGE_SIZE);
+    let job_stream = reflector::reflector(
+        job_writer,
+        watcher(api::<TFJob>(&client, namespace), job_config).modify(trim_tfjob),
+    )
+    .default_backoff()
+    .applied_objects();
+    let ctx = Arc::new(Context::new(
+        client,
+        config.clone(),
+        metrics.clone(),
+        (pods, services),
+        memory,
+    ));
+    let ready = ctx.clone();
+    tokio::spawn(async move {
+        if ready.caches_ready().await {
+            info!("pod and service caches synced");
+            ready.metrics.set_ready();
+        }
+    });
+    info!(concurrency = config.concurrency, namespace = ?config.namespace, "starting TFJob controller");
+    let runtime = RuntimeConfig::default()
+        .concurrency(config.concurrency)
+        .debounce(config.debounce);
+    Controller::for_stream(job_stream, jobs)
+        .owns_stream(pod_stream)
+        .owns_stream(svc_stream)
+        .with_config(runtime)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => debug!(job = %obj, "reconciled"),
+                Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
+                Err(e) => debug!(error = %e, "controller event"),
+            }
+        })
+        .await;
+    info!("controller stopped");
+}

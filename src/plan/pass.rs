@@ -1,0 +1,91 @@
+//! The working state of one planning pass: who the job is, what was observed, the status as
+//! stored, the status being built, and the plan so far. Every stage reads and extends it.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::ResourceExt;
+
+use super::desired::JobIdentity;
+use super::observed::OwnedChildren;
+use super::{Action, ChildRef, Plan};
+use crate::api::{TFJob, TFJobStatus};
+
+/// One pass over one job.
+pub(super) struct Pass<'a> {
+    /// The job's name, namespace and UID.
+    pub id: JobIdentity,
+    /// The time every decision of this pass is taken at.
+    pub now: Timestamp,
+    /// The status as stored (what the new one is compared with).
+    pub stored: TFJobStatus,
+    /// The status being built.
+    pub status: TFJobStatus,
+    /// The pods and services the job controls.
+    pub children: OwnedChildren<'a>,
+    /// Actions, events, outcomes and requeue decided so far.
+    pub plan: Plan,
+}
+
+impl<'a> Pass<'a> {
+    /// Starts a pass over `job` with the pods and services observed with its labels.
+    pub fn start(
+        job: &TFJob,
+        pods: &'a [Arc<Pod>],
+        services: &'a [Arc<Service>],
+        now: Timestamp,
+    ) -> Self {
+        let id = JobIdentity {
+            name: job.name_any(),
+            namespace: job.namespace().unwrap_or_default(),
+            uid: job.uid().unwrap_or_default(),
+        };
+        let stored = job.status.clone().unwrap_or_default();
+        Self {
+            children: OwnedChildren::of(&id.uid, pods, services),
+            status: stored.clone(),
+            stored,
+            id,
+            now,
+            plan: Plan::default(),
+        }
+    }
+
+    /// `namespace/name`, as upstream's messages name the job.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.id.namespace, self.id.name)
+    }
+
+    /// Whether the job has never been looked at (no condition stored yet).
+    pub fn is_first(&self) -> bool {
+        self.stored.conditions.is_empty()
+    }
+
+    /// Deletes every live pod and service of the job.
+    pub fn delete_all_children(&mut self) {
+        let pods = self.children.live_pods().map(ChildRef::of);
+        let services = self.children.live_services().map(ChildRef::of);
+        let deletes: Vec<Action> = pods
+            .map(Action::DeletePod)
+            .chain(services.map(Action::DeleteService))
+            .collect();
+        self.plan.actions.extend(deletes);
+    }
+
+    /// Sets every replica type's active count to 0 (the job stopped running).
+    pub fn no_replica_active(&mut self) {
+        for replica in self.status.replica_statuses.values_mut() {
+            replica.active = 0;
+        }
+    }
+
+    /// The plan, with the status if it changed. `may_wait` is the batching verdict for it.
+    pub fn into_plan(mut self, may_wait: bool) -> Plan {
+        if self.status != self.stored {
+            self.plan.status_may_wait = may_wait;
+            self.plan.status = Some(self.status);
+        }
+        self.plan
+    }
+}

@@ -1,0 +1,84 @@
+//! The reconcile decision for one TFJob, as a pipeline of named stages (upstream's
+//! ReconcileJobs / ReconcilePods / UpdateJobStatus, minus its known bugs). Each stage lives in
+//! its own module and is tested there; `pipeline_tests.rs` runs whole scenarios through here.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Pod, Service};
+
+use super::pass::Pass;
+use super::restarts::RestartBudget;
+use super::{Plan, PlanConfig};
+use super::{accept, batching, conditions, finish, job_status, limits, replicas, suspend};
+use crate::api::TFJob;
+use crate::api::defaults::effective_run_policy;
+
+/// Decides what to do for `job`, given the pods and services observed with its labels.
+pub fn plan(
+    job: &TFJob,
+    pods: &[Arc<Pod>],
+    services: &[Arc<Service>],
+    now: Timestamp,
+    cfg: &PlanConfig,
+) -> Plan {
+    let run_policy = effective_run_policy(&job.spec, cfg.default_clean_pod_policy);
+    if run_policy.managed_elsewhere() {
+        // Another controller (e.g. MultiKueue) owns this job: hands off, no status.
+        return Plan::default();
+    }
+    let mut pass = Pass::start(job, pods, services, now);
+    accept::first_look(&mut pass, &job.spec, &run_policy);
+    let Some(spec) = accept::runnable_spec(&mut pass, &job.spec, cfg.default_clean_pod_policy)
+    else {
+        return pass.into_plan(false);
+    };
+    for rtype in spec.replicas.keys() {
+        let key = rtype.canonical().to_string();
+        pass.status.replica_statuses.entry(key).or_default();
+    }
+    if conditions::is_finished(&pass.status) {
+        finish::finished(&mut pass, &run_policy);
+        return pass.into_plan(false);
+    }
+    if run_policy.suspend {
+        suspend::suspend(&mut pass);
+        return pass.into_plan(false);
+    }
+    suspend::resume_if_suspended(&mut pass);
+
+    let budget = RestartBudget::of(
+        &pass.status,
+        &spec,
+        &pass.children,
+        run_policy.backoff_limit,
+    );
+    let mut replicas = replicas::reconcile(&pass, &spec, cfg, budget);
+    let deadline = limits::deadline(&run_policy, &pass.status);
+    if let Some(limit) = limits::exceeded(replicas.budget.exceeded(), deadline, now) {
+        limits::fail(&mut pass, limit);
+        finish::ttl(&mut pass, &run_policy);
+        return pass.into_plan(false);
+    }
+    if let Some(at) = deadline {
+        pass.plan.requeue(limits::until(now, at));
+    }
+    pass.plan.actions.append(&mut replicas.actions);
+    pass.plan.events.append(&mut replicas.events);
+    if replicas.restarted_pods > 0 {
+        let pods = replicas.restarted_pods;
+        pass.plan.outcomes.push(super::Outcome::Restarted { pods });
+    }
+    job_status::update(&mut pass, &spec, &replicas);
+    if conditions::is_finished(&pass.status) {
+        // Finished in this pass: clean up and close the books now rather than in another
+        // reconcile (one status write fewer per job).
+        finish::finished(&mut pass, &run_policy);
+    }
+    let may_wait = batching::may_wait(&pass.stored, &pass.status, &spec, &replicas);
+    pass.into_plan(may_wait)
+}
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -1,0 +1,178 @@
+//! Stage 3, replicas: for each replica type, the pods and services it should have against
+//! those observed — create what is missing, delete what scaled away, restart what failed
+//! (as [`super::restarts`] decides) — and count active, succeeded and failed replicas.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+
+use super::desired::{desired_pod, desired_service};
+use super::observed::{exit_code, is_terminating, phase};
+use super::pass::Pass;
+use super::restarts::{FailedPod, RestartBudget, failed_pod};
+use super::{Action, ChildRef, EventKind, JobEvent, PlanConfig};
+use crate::api::defaults::{NormalizedSpec, Replica};
+use crate::api::{ReplicaStatus, ReplicaType};
+
+/// What the pass over the replicas found and decided.
+pub(super) struct Replicas {
+    /// Creates and deletes of pods and services.
+    pub actions: Vec<Action>,
+    /// `ExitedWithCode` events of failed pods.
+    pub events: Vec<JobEvent>,
+    /// Counts per replica type (restarts included).
+    pub statuses: BTreeMap<ReplicaType, ReplicaStatus>,
+    /// Replica types with a pod deleted to be recreated, in order.
+    pub restarting: Vec<ReplicaType>,
+    /// Pods deleted to be recreated.
+    pub restarted_pods: u32,
+    /// Replica types with a pod that ExitCode judged permanently failed.
+    pub exit_code_failures: Vec<ReplicaType>,
+    /// Whether worker 0 completed with exit code 0 (true when the job has no workers).
+    pub worker0_completed: bool,
+    /// The restart budget after this pass.
+    pub budget: RestartBudget,
+}
+
+/// Reconciles every replica type of `spec` against what `pass` observed.
+pub(super) fn reconcile(
+    pass: &Pass<'_>,
+    spec: &NormalizedSpec,
+    cfg: &PlanConfig,
+    budget: RestartBudget,
+) -> Replicas {
+    let mut out = Replicas {
+        actions: Vec::new(),
+        events: Vec::new(),
+        statuses: BTreeMap::new(),
+        restarting: Vec::new(),
+        restarted_pods: 0,
+        exit_code_failures: Vec::new(),
+        worker0_completed: !spec.replicas.contains_key(&ReplicaType::Worker),
+        budget,
+    };
+    for replica in spec.replicas.values() {
+        let status = reconcile_pods(&mut out, pass, spec, replica, cfg);
+        reconcile_services(&mut out, pass, replica);
+        out.statuses.insert(replica.rtype, status);
+    }
+    out
+}
+
+/// Creates missing pods of `replica`, deletes those past its count, and counts the rest.
+fn reconcile_pods(
+    out: &mut Replicas,
+    pass: &Pass<'_>,
+    spec: &NormalizedSpec,
+    replica: &Replica,
+    cfg: &PlanConfig,
+) -> ReplicaStatus {
+    let rtype = replica.rtype;
+    let stored_restarts = pass
+        .status
+        .replica_statuses
+        .get(rtype.canonical())
+        .map_or(0, |r| r.restarts);
+    let mut status = ReplicaStatus {
+        restarts: stored_restarts,
+        ..ReplicaStatus::default()
+    };
+    let pods = pass.children.pods_of(rtype);
+    for index in (0..replica.replicas).filter(|i| !pods.contains_key(i)) {
+        let pod = desired_pod(
+            &pass.id,
+            spec,
+            replica,
+            index,
+            cfg.cluster_domain.as_deref(),
+        );
+        out.actions.push(Action::CreatePod(Box::new(pod)));
+    }
+    for (&index, &pod) in &pods {
+        if is_terminating(pod) {
+            // Going away: neither active nor failed (upstream counts it as failed, #2124).
+            continue;
+        }
+        if index >= replica.replicas {
+            out.actions.push(Action::DeletePod(ChildRef::of(pod)));
+            continue;
+        }
+        count_pod(out, &mut status, pass, replica, index, pod);
+    }
+    status
+}
+
+/// Counts one live pod of `replica` by its phase; a failed pod is restarted or counted failed.
+fn count_pod(
+    out: &mut Replicas,
+    status: &mut ReplicaStatus,
+    pass: &Pass<'_>,
+    replica: &Replica,
+    index: i32,
+    pod: &Pod,
+) {
+    match phase(pod) {
+        "Running" => status.active += 1,
+        "Succeeded" => {
+            status.succeeded += 1;
+            if replica.rtype == ReplicaType::Worker && index == 0 && exit_code(pod) == 0 {
+                out.worker0_completed = true;
+            }
+        }
+        "Failed" => failed(out, status, pass, replica, pod),
+        _ => {}
+    }
+}
+
+/// A pod in phase Failed: an `ExitedWithCode` event, then a restart if the policy and the
+/// budget allow it, else a failed replica.
+fn failed(
+    out: &mut Replicas,
+    status: &mut ReplicaStatus,
+    pass: &Pass<'_>,
+    replica: &Replica,
+    pod: &Pod,
+) {
+    let code = exit_code(pod);
+    let name = pod.name_any();
+    out.events.push(JobEvent {
+        kind: EventKind::Normal,
+        reason: "ExitedWithCode".into(),
+        message: format!("Pod: {}.{name} exited with code {code}", pass.id.namespace),
+        related: Some(("Pod", name)),
+    });
+    match failed_pod(replica.restart_policy, code) {
+        FailedPod::Restart if out.budget.try_spend() => {
+            status.restarts += 1;
+            out.restarted_pods += 1;
+            out.actions.push(Action::DeletePod(ChildRef::of(pod)));
+            if !out.restarting.contains(&replica.rtype) {
+                out.restarting.push(replica.rtype);
+            }
+        }
+        // Over the backoff limit: the limits stage fails the job.
+        FailedPod::Restart => status.failed += 1,
+        FailedPod::Fail { by_exit_code } => {
+            status.failed += 1;
+            if by_exit_code {
+                out.exit_code_failures.push(replica.rtype);
+            }
+        }
+    }
+}
+
+/// One headless service per index: created when missing, deleted past the replica count,
+/// never updated.
+fn reconcile_services(out: &mut Replicas, pass: &Pass<'_>, replica: &Replica) {
+    let services = pass.children.services_of(replica.rtype);
+    for (&index, &svc) in &services {
+        if index >= replica.replicas && !is_terminating(svc) {
+            out.actions.push(Action::DeleteService(ChildRef::of(svc)));
+        }
+    }
+    for index in (0..replica.replicas).filter(|i| !services.contains_key(i)) {
+        let svc = desired_service(&pass.id, replica, index);
+        out.actions.push(Action::CreateService(Box::new(svc)));
+    }
+}

@@ -1,0 +1,118 @@
+//! The operator's settings: one `clap` definition (flags, environment variables, defaults) that
+//! the binary parses and the library turns into a [`ControllerConfig`]. There is no second copy
+//! of a default anywhere: [`ControllerConfig::default`] is these settings with no flags given.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser};
+
+use crate::api::CleanPodPolicy;
+use crate::controller::ControllerConfig;
+use crate::plan::PlanConfig;
+
+/// Settings of `tfjob-operator run`.
+#[derive(Args, Clone, Debug)]
+pub struct RunSettings {
+    /// TFJobs reconciled at the same time.
+    #[arg(long, env = "TFJOB_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+    /// cleanPodPolicy for jobs that set none: Running, All or None (Kubeflow's default is None).
+    #[arg(
+        long,
+        env = "TFJOB_DEFAULT_CLEAN_POD_POLICY",
+        default_value = "running"
+    )]
+    pub default_clean_pod_policy: CleanPodPolicy,
+    /// Cluster domain appended to TF_CONFIG host names (e.g. cluster.local).
+    #[arg(long, env = "CUSTOM_CLUSTER_DOMAIN")]
+    pub cluster_domain: Option<String>,
+    /// Seconds a pod may stay terminating while its TFJob is deleted before it is
+    /// force-deleted (node lost).
+    #[arg(long, env = "TFJOB_FORCE_DELETE_AFTER_SECONDS", default_value_t = 300)]
+    pub force_delete_after_seconds: u64,
+    /// Watch only this namespace.
+    #[arg(long, env = "KUBEFLOW_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Address of the /healthz, /readyz and /metrics endpoints.
+    #[arg(long, env = "TFJOB_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Milliseconds of quiet after a change before a job is reconciled (folds bursts of pod
+    /// events into one pass).
+    #[arg(long, env = "TFJOB_DEBOUNCE_MS", default_value_t = 100)]
+    pub debounce_ms: u64,
+    /// Milliseconds a progress-only status change (replica counts, Running) may wait for the
+    /// job's other pods to come up, so they are reported in one write (0: write at once).
+    #[arg(long, env = "TFJOB_STATUS_BATCH_MS", default_value_t = 1000)]
+    pub status_batch_ms: u64,
+}
+
+/// Parses no arguments at all: every setting at its default.
+#[derive(Parser)]
+struct Defaults {
+    #[command(flatten)]
+    run: RunSettings,
+}
+
+impl RunSettings {
+    /// Every setting at its default (as if no flag and no environment variable were given).
+    pub fn defaults() -> Self {
+        // Only the defaults above are read; parsing an empty command line cannot fail.
+        match Defaults::try_parse_from(["tfjob-operator"]) {
+            Ok(d) => d.run,
+            Err(e) => unreachable!("the settings' defaults do not parse: {e}"),
+        }
+    }
+
+    /// The reconciler's configuration.
+    pub fn controller_config(&self) -> ControllerConfig {
+        ControllerConfig {
+            plan: PlanConfig {
+                default_clean_pod_policy: self.default_clean_pod_policy,
+                cluster_domain: self.cluster_domain.clone(),
+            },
+            concurrency: self.concurrency.max(1),
+            force_delete_after: Duration::from_secs(self.force_delete_after_seconds),
+            namespace: self.namespace.clone(),
+            debounce: Duration::from_millis(self.debounce_ms),
+            status_batch: Duration::from_millis(self.status_batch_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_reach_the_controller_config() {
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            run: RunSettings,
+        }
+        let cli = Cli::try_parse_from([
+            "x",
+            "--default-clean-pod-policy",
+            "None",
+            "--status-batch-ms",
+            "0",
+            "--concurrency",
+            "0",
+        ])
+        .expect("parses");
+        let c = cli.run.controller_config();
+        assert_eq!(c.plan.default_clean_pod_policy, CleanPodPolicy::None);
+        assert_eq!(c.status_batch, Duration::ZERO);
+        assert_eq!(c.concurrency, 1, "at least one worker");
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = ControllerConfig::default();
+        assert_eq!(c.plan.default_clean_pod_policy, CleanPodPolicy::Running);
+        assert_eq!(c.concurrency, 16);
+        assert_eq!(c.status_batch, Duration::from_secs(1));
+        assert_eq!(c.force_delete_after, Duration::from_secs(300));
+    }
+}
