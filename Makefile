@@ -31,7 +31,7 @@ test: ## Unit tests, cluster tests and the e2e suite against a real local contro
 	dir=$$(mktemp -d /tmp/tfjob-test-cluster.XXXXXX); \
 	dir=$$(tests/cluster/up.sh "$$dir" | tail -n1); \
 	trap 'tests/cluster/down.sh "$$dir"' EXIT; \
-	TFJOB_TEST_CLUSTER="$$dir" TFJOB_REQUIRE_CLUSTER=1 $(CARGO) test --locked -- --test-threads=4; \
+	TFJOB_TEST_CLUSTER="$$dir" $(CARGO) test --locked -- --include-ignored --test-threads=4; \
 	PATH="$$dir/bin:$$PATH" KUBECONFIG="$$dir/kubeconfig" tests/e2e/run.sh
 
 e2e: ## The e2e suite against $$KUBECONFIG (E2E_MODE=local|in-cluster)

@@ -6,6 +6,17 @@
 //! is the only one recorded in the API server's audit log: that is where the API requests of the
 //! operator are counted, by verb and resource.
 
+// A measuring tool, not operator code: a failed setup step panics with its message (that is its
+// error report), figures are converted between integer and float freely, and `main` is one
+// long script of phases read top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::too_many_lines,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +32,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config, ResourceExt};
 use serde_json::{Value, json};
 use tfjob_operator::api::TFJob;
+use tfjob_operator::api::builder::tfjob;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -140,16 +152,7 @@ fn machine() -> String {
 }
 
 fn log_len(log: &Path) -> u64 {
-    std::fs::metadata(log).map(|m| m.len()).unwrap_or(0)
-}
-
-fn job(name: &str, ps: i32, workers: i32) -> TFJob {
-    let c = json!({"spec": {"containers": [{"name": "tensorflow", "image": "tensorflow/tensorflow:2.15.0"}]}});
-    serde_json::from_value(json!({
-        "apiVersion": "kubeflow.org/v1", "kind": "TFJob", "metadata": {"name": name},
-        "spec": {"tfReplicaSpecs": {"PS": {"replicas": ps, "template": c}, "Worker": {"replicas": workers, "template": c}}}
-    }))
-    .unwrap()
+    std::fs::metadata(log).map_or(0, |m| m.len())
 }
 
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
@@ -359,7 +362,10 @@ async fn main() {
     stream::iter(0..args.jobs)
         .for_each_concurrent(args.parallel, |i| {
             let (jobs, created) = (jobs.clone(), created.clone());
-            let j = job(&format!("job-{i}"), args.ps, args.workers);
+            let j = tfjob(&format!("job-{i}"))
+                .ps(args.ps)
+                .workers(args.workers)
+                .build();
             async move {
                 jobs.create(&PostParams::default(), &j)
                     .await

@@ -81,72 +81,78 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
+    match Cli::parse().command {
         Command::Crd => {
             print!("{}", tfjob_operator::api::crd::crd_yaml());
             ExitCode::SUCCESS
         }
-        Command::Run(settings) => {
-            init_tracing();
-            let Some(client) = client().await else {
-                return ExitCode::FAILURE;
-            };
-            let config = settings.controller_config();
-            let http_addr = settings.http_addr;
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                tracing::info!("shutdown requested");
-                let _ = stop_tx.send(true);
-            });
-            let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            let listener = match http::bind(http_addr).await {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("error: cannot listen on {http_addr} (--http-addr): {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let metrics = std::sync::Arc::new(Metrics::new());
-            let server = tokio::spawn(http::serve(
-                listener,
-                metrics.clone(),
-                stopped(stop_rx.clone()),
-            ));
-            controller::run(client, config, metrics, stopped(stop_rx)).await;
-            match server.await {
-                Ok(Err(e)) => {
-                    eprintln!("error: HTTP endpoints on {http_addr}: {e}");
-                    ExitCode::FAILURE
-                }
-                _ => ExitCode::SUCCESS,
-            }
-        }
+        Command::Run(settings) => run(settings).await,
         Command::ReleaseFinalizers {
             namespace,
             all_namespaces,
-        } => {
-            init_tracing();
-            if namespace.is_none() && !all_namespaces {
-                eprintln!("error: give --namespace NS or --all-namespaces");
-                return ExitCode::from(2);
-            }
-            let Some(client) = client().await else {
-                return ExitCode::FAILURE;
-            };
-            match controller::release::release_finalizers(client, namespace.as_deref()).await {
-                Ok(n) => {
-                    println!("released the finalizer of {n} TFJob(s)");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+        } => release_finalizers(namespace, all_namespaces).await,
+    }
+}
+
+/// `run`: the HTTP endpoints and the controller, until SIGTERM or Ctrl-C.
+async fn run(settings: RunSettings) -> ExitCode {
+    init_tracing();
+    let Some(client) = client().await else {
+        return ExitCode::FAILURE;
+    };
+    let http_addr = settings.http_addr;
+    // Bound before anything else starts, so a taken port fails fast.
+    let listener = match http::bind(http_addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {http_addr} (--http-addr): {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let metrics = std::sync::Arc::new(Metrics::new());
+    let server = tokio::spawn(http::serve(
+        listener,
+        metrics.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let config = settings.controller_config();
+    controller::run(client, config, metrics, stopped(stop_rx)).await;
+    match server.await {
+        Ok(Err(e)) => {
+            eprintln!("error: HTTP endpoints on {http_addr}: {e}");
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// `release-finalizers`: lets every TFJob of a namespace (or all) go without the operator.
+async fn release_finalizers(namespace: Option<String>, all_namespaces: bool) -> ExitCode {
+    init_tracing();
+    if namespace.is_none() && !all_namespaces {
+        eprintln!("error: give --namespace NS or --all-namespaces");
+        return ExitCode::from(2);
+    }
+    let Some(client) = client().await else {
+        return ExitCode::FAILURE;
+    };
+    match controller::release::release_finalizers(client, namespace.as_deref()).await {
+        Ok(n) => {
+            println!("released the finalizer of {n} TFJob(s)");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -103,7 +103,7 @@ fn crd_names_columns_and_subresources() {
 }
 
 fn crd_schema() -> Value {
-    serde_json::to_value(crd::crd()).unwrap()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    serde_json::to_value(crd::crd()).expect("the CRD serializes")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         .clone()
 }
 
@@ -125,7 +125,7 @@ fn cel_rules_accept_and_reject_the_admission_table() {
             );
         } else {
             let errors = result.expect_err(&format!("{}: expected a rejection", case.name));
-            let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
             assert!(
                 text.iter().any(|t| t.contains(&case.expect)),
                 "{}: expected {:?} in {text:?}",

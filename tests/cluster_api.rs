@@ -19,10 +19,9 @@ fn object(mut v: Value, ns: &str) -> DynamicObject {
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn api_server_accepts_and_rejects_the_admission_table() {
-    let Some(t) = TestNs::new("admission").await else {
-        return;
-    };
+    let t = TestNs::new("admission").await;
     let api = dynamic(&t);
     let dry = PostParams {
         dry_run: true,
@@ -54,14 +53,12 @@ async fn api_server_accepts_and_rejects_the_admission_table() {
         "admission table mismatches:\n{}",
         failures.join("\n")
     );
-    t.cleanup().await;
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn seed_manifest_is_stored_with_its_legacy_fields() {
-    let Some(t) = TestNs::new("seed").await else {
-        return;
-    };
+    let t = TestNs::new("seed").await;
     let api = dynamic(&t);
     let seed = fixture_value("tfjob-seed.json");
     api.create(&PostParams::default(), &object(seed.clone(), &t.ns))
@@ -80,14 +77,12 @@ async fn seed_manifest_is_stored_with_its_legacy_fields() {
     // The typed client reads it back too.
     let typed = t.jobs().get("tfjob-test").await.unwrap();
     assert_eq!(typed.spec.backoff_limit, Some(6));
-    t.cleanup().await;
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn managed_by_is_immutable_on_the_server() {
-    let Some(t) = TestNs::new("immutable").await else {
-        return;
-    };
+    let t = TestNs::new("immutable").await;
     let (_, mut manifest) = admission_cases().remove(0);
     manifest["spec"]["runPolicy"] = serde_json::json!({"managedBy": "kueue.x-k8s.io/multikueue"});
     let api = dynamic(&t);
@@ -109,14 +104,12 @@ async fn managed_by_is_immutable_on_the_server() {
             .contains("spec.runPolicy.managedBy is immutable"),
         "{err}"
     );
-    t.cleanup().await;
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn kubectl_shows_state_column_and_explains_fields() {
-    let Some(t) = TestNs::new("kubectl").await else {
-        return;
-    };
+    let t = TestNs::new("kubectl").await;
     let kubectl = t.dir.join("bin/kubectl");
     let kubeconfig = t.dir.join("kubeconfig");
     // The API server publishes the CRD's OpenAPI a moment after it is Established; there is no
@@ -151,5 +144,4 @@ async fn kubectl_shows_state_column_and_explains_fields() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    t.cleanup().await;
 }

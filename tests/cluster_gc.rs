@@ -11,10 +11,9 @@ use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn garbage_collector_deletes_dependents_of_a_deleted_owner() {
-    let Some(t) = TestNs::new("gc").await else {
-        return;
-    };
+    let t = TestNs::new("gc").await;
     let cms: Api<ConfigMap> = t.api();
     let owner = cms
         .create(
@@ -41,14 +40,12 @@ async fn garbage_collector_deletes_dependents_of_a_deleted_owner() {
         |pods| pods.iter().all(|p| p.name_any() != "dependent"),
     )
     .await;
-    t.cleanup().await;
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn namespace_deletion_completes() {
-    let Some(t) = TestNs::new("nsdel").await else {
-        return;
-    };
+    let t = TestNs::new("nsdel").await;
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}
     }))

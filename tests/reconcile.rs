@@ -7,37 +7,21 @@ use std::time::Duration;
 use common::cluster::{
     TestNs, condition_types, has_condition, names, pod_phase, wait_for, wait_job,
 };
-use common::fixtures::fixture_value;
+use common::fixtures::fixture_job;
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
-use serde_json::{Value, json};
+use serde_json::json;
+use tfjob_operator::api::builder::tfjob;
+use tfjob_operator::api::{RestartPolicy, SuccessPolicy};
 
 const T: Duration = Duration::from_secs(60);
 
-fn job(name: &str, replicas: &[(&str, i32, &str)]) -> Value {
-    let specs: serde_json::Map<String, Value> = replicas
-        .iter()
-        .map(|(t, n, policy)| {
-            let mut r = json!({
-                "replicas": n,
-                "template": {"spec": {"containers": [{"name": "tensorflow", "image": "tensorflow/tensorflow:2.15.0"}]}}
-            });
-            if !policy.is_empty() {
-                r["restartPolicy"] = json!(policy);
-            }
-            (t.to_string(), r)
-        })
-        .collect();
-    json!({"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "metadata": {"name": name}, "spec": {"tfReplicaSpecs": specs}})
-}
-
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn seed_job_runs_with_two_pods_two_services_and_upstream_tf_config() {
-    let Some(t) = TestNs::new("seed-run").await else {
-        return;
-    };
+    let t = TestNs::new("seed-run").await;
     let op = t.operator();
-    t.create_job(fixture_value("tfjob-seed.json")).await;
+    t.create_job(fixture_job("tfjob-seed.json")).await;
     let job = wait_job(&t, "tfjob-test", "Running", T, |j| {
         has_condition(j, "Running")
     })
@@ -85,13 +69,11 @@ async fn seed_job_runs_with_two_pods_two_services_and_upstream_tf_config() {
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn worker0_success_succeeds_the_job_and_cleans_the_ps() {
-    let Some(t) = TestNs::new("success").await else {
-        return;
-    };
+    let t = TestNs::new("success").await;
     let op = t.operator();
-    t.create_job(job("mnist", &[("PS", 1, ""), ("Worker", 2, "")]))
-        .await;
+    t.create_job(tfjob("mnist").ps(1).workers(2)).await;
     t.running_pods(3, T).await;
     wait_job(&t, "mnist", "Running", T, |j| has_condition(j, "Running")).await;
     t.exit_pod("mnist-worker-0", 0).await;
@@ -122,13 +104,11 @@ async fn worker0_success_succeeds_the_job_and_cleans_the_ps() {
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn chief_decides_success() {
-    let Some(t) = TestNs::new("chief").await else {
-        return;
-    };
+    let t = TestNs::new("chief").await;
     let op = t.operator();
-    t.create_job(job("cj", &[("Chief", 1, ""), ("Worker", 1, "")]))
-        .await;
+    t.create_job(tfjob("cj").chief(1).workers(1)).await;
     t.running_pods(2, T).await;
     t.exit_pod("cj-worker-0", 0).await;
     wait_for(t.pods(), "worker done", T, |p| {
@@ -147,13 +127,13 @@ async fn chief_decides_success() {
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn all_workers_success_policy_waits_for_every_worker() {
-    let Some(t) = TestNs::new("allworkers").await else {
-        return;
-    };
+    let t = TestNs::new("allworkers").await;
     let op = t.operator();
-    let mut j = job("aw", &[("Worker", 2, "")]);
-    j["spec"]["successPolicy"] = json!("AllWorkers");
+    let j = tfjob("aw")
+        .workers(2)
+        .success_policy(SuccessPolicy::AllWorkers);
     t.create_job(j).await;
     t.running_pods(2, T).await;
     t.exit_pod("aw-worker-0", 0).await;
@@ -172,13 +152,18 @@ async fn all_workers_success_policy_waits_for_every_worker() {
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn never_policy_exit_1_fails_the_job() {
-    let Some(t) = TestNs::new("never").await else {
-        return;
-    };
+    let t = TestNs::new("never").await;
     let op = t.operator();
-    t.create_job(job("nv", &[("PS", 1, "Never"), ("Worker", 1, "Never")]))
-        .await;
+    t.create_job(
+        tfjob("nv")
+            .ps(1)
+            .restart(RestartPolicy::Never)
+            .workers(1)
+            .restart(RestartPolicy::Never),
+    )
+    .await;
     t.running_pods(2, T).await;
     t.exit_pod("nv-ps-0", 1).await;
     let j = wait_job(&t, "nv", "Failed", T, |j| has_condition(j, "Failed")).await;
@@ -195,12 +180,12 @@ async fn never_policy_exit_1_fails_the_job() {
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn exit_code_137_recreates_the_pod_then_runs_again() {
-    let Some(t) = TestNs::new("exit137").await else {
-        return;
-    };
+    let t = TestNs::new("exit137").await;
     let op = t.operator();
-    t.create_job(job("ec", &[("Worker", 1, "ExitCode")])).await;
+    t.create_job(tfjob("ec").workers(1).restart(RestartPolicy::ExitCode))
+        .await;
     let first = t.running_pods(1, T).await[0].uid().unwrap();
     wait_job(&t, "ec", "Running", T, |j| has_condition(j, "Running")).await;
     t.exit_pod("ec-worker-0", 137).await;
@@ -228,12 +213,12 @@ async fn exit_code_137_recreates_the_pod_then_runs_again() {
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn exit_code_1_fails_the_job() {
-    let Some(t) = TestNs::new("exit1").await else {
-        return;
-    };
+    let t = TestNs::new("exit1").await;
     let op = t.operator();
-    t.create_job(job("ef", &[("Worker", 2, "ExitCode")])).await;
+    t.create_job(tfjob("ef").workers(2).restart(RestartPolicy::ExitCode))
+        .await;
     t.running_pods(2, T).await;
     t.exit_pod("ef-worker-1", 1).await;
     let j = wait_job(&t, "ef", "Failed", T, |j| has_condition(j, "Failed")).await;
@@ -251,13 +236,12 @@ async fn exit_code_1_fails_the_job() {
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn backoff_limit_reached_fails_with_upstream_message() {
-    let Some(t) = TestNs::new("backoff").await else {
-        return;
-    };
+    let t = TestNs::new("backoff").await;
     let op = t.operator();
-    let mut j = job("bo", &[("Worker", 1, "ExitCode")]);
-    j["spec"]["runPolicy"] = json!({"backoffLimit": 1});
+    let j = tfjob("bo").workers(1).restart(RestartPolicy::ExitCode);
+    let j = j.backoff_limit(1);
     t.create_job(j).await;
     t.running_pods(1, T).await;
     t.exit_pod("bo-worker-0", 137).await; // first retry: allowed
@@ -292,18 +276,17 @@ async fn backoff_limit_reached_fails_with_upstream_message() {
             .as_deref(),
         Some("Job bo has failed because it has reached the specified backoff limit")
     );
-    wait_for(t.pods(), "pods deleted", T, |p| p.is_empty()).await;
+    wait_for(t.pods(), "pods deleted", T, <[_]>::is_empty).await;
     t.finish(op).await;
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn active_deadline_fails_the_job_on_time_without_other_events() {
-    let Some(t) = TestNs::new("deadline").await else {
-        return;
-    };
+    let t = TestNs::new("deadline").await;
     let op = t.operator();
-    let mut j = job("dl", &[("Worker", 1, "")]);
-    j["spec"]["runPolicy"] = json!({"activeDeadlineSeconds": 5});
+    let j = tfjob("dl").workers(1);
+    let j = j.active_deadline_seconds(5);
     t.create_job(j).await;
     t.running_pods(1, T).await;
     let j = wait_job(&t, "dl", "Failed", Duration::from_secs(30), |j| {
@@ -328,13 +311,12 @@ async fn active_deadline_fails_the_job_on_time_without_other_events() {
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn ttl_deletes_the_finished_job_on_time() {
-    let Some(t) = TestNs::new("ttl").await else {
-        return;
-    };
+    let t = TestNs::new("ttl").await;
     let op = t.operator();
-    let mut j = job("tt", &[("Worker", 1, "")]);
-    j["spec"]["runPolicy"] = json!({"ttlSecondsAfterFinished": 3});
+    let j = tfjob("tt").workers(1);
+    let j = j.ttl_seconds_after_finished(3);
     t.create_job(j).await;
     t.running_pods(1, T).await;
     t.exit_pod("tt-worker-0", 0).await;
@@ -344,7 +326,7 @@ async fn ttl_deletes_the_finished_job_on_time() {
         t.jobs(),
         "the TFJob deleted by its TTL",
         Duration::from_secs(30),
-        |jobs| jobs.is_empty(),
+        <[_]>::is_empty,
     )
     .await;
     let after = jiff::Timestamp::now().as_millisecond() - completed.as_millisecond();
@@ -357,13 +339,11 @@ async fn ttl_deletes_the_finished_job_on_time() {
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn suspend_deletes_pods_and_resume_recreates_them() {
-    let Some(t) = TestNs::new("suspend").await else {
-        return;
-    };
+    let t = TestNs::new("suspend").await;
     let op = t.operator();
-    t.create_job(job("sp", &[("PS", 1, ""), ("Worker", 1, "")]))
-        .await;
+    t.create_job(tfjob("sp").ps(1).workers(1)).await;
     t.running_pods(2, T).await;
     wait_job(&t, "sp", "Running", T, |j| has_condition(j, "Running")).await;
     let patch = |v: bool| Patch::Merge(json!({"spec": {"runPolicy": {"suspend": v}}}));
@@ -380,7 +360,7 @@ async fn suspend_deletes_pods_and_resume_recreates_them() {
             ("Suspended".into(), "True".into())
         ]
     );
-    wait_for(t.pods(), "no pods while suspended", T, |p| p.is_empty()).await;
+    wait_for(t.pods(), "no pods while suspended", T, <[_]>::is_empty).await;
     wait_for(t.services(), "no services while suspended", T, |s| {
         s.is_empty()
     })
@@ -409,12 +389,11 @@ async fn suspend_deletes_pods_and_resume_recreates_them() {
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn scaling_workers_down_deletes_the_highest_indices() {
-    let Some(t) = TestNs::new("scale").await else {
-        return;
-    };
+    let t = TestNs::new("scale").await;
     let op = t.operator();
-    t.create_job(job("sc", &[("Worker", 3, "")])).await;
+    t.create_job(tfjob("sc").workers(3)).await;
     t.running_pods(3, T).await;
     t.jobs()
         .patch(
@@ -436,13 +415,17 @@ async fn scaling_workers_down_deletes_the_highest_indices() {
 }
 
 #[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
 async fn restarting_the_operator_creates_no_duplicates_and_keeps_status() {
-    let Some(t) = TestNs::new("restart").await else {
-        return;
-    };
+    let t = TestNs::new("restart").await;
     let op = t.operator();
-    t.create_job(job("rs", &[("PS", 1, ""), ("Worker", 2, "ExitCode")]))
-        .await;
+    t.create_job(
+        tfjob("rs")
+            .ps(1)
+            .workers(2)
+            .restart(RestartPolicy::ExitCode),
+    )
+    .await;
     let before = t.running_pods(3, T).await;
     t.exit_pod("rs-worker-1", 137).await;
     wait_job(&t, "rs", "a restart recorded", T, |j| {

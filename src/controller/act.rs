@@ -1,4 +1,5 @@
-//! Executing a plan: the only place that writes pods, services, TFJobs and events.
+//! Executing a plan's actions: creating and deleting pods, services and (by TTL) TFJobs, and
+//! publishing events. Status writes are in `status.rs`, finalizer patches in `finalizer.rs`.
 
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};

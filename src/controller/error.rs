@@ -57,17 +57,17 @@ fn status(err: &kube::Error) -> Option<&kube::core::Status> {
 
 /// Whether the object does not exist (404).
 pub fn is_not_found(err: &kube::Error) -> bool {
-    status(err).is_some_and(|s| s.is_not_found())
+    status(err).is_some_and(kube::core::Status::is_not_found)
 }
 
 /// Whether a create found an object of that name already there.
 pub fn is_already_exists(err: &kube::Error) -> bool {
-    status(err).is_some_and(|s| s.is_already_exists())
+    status(err).is_some_and(kube::core::Status::is_already_exists)
 }
 
 /// Whether a write lost a race (409 Conflict: stale resourceVersion or failed precondition).
 pub fn is_conflict(err: &kube::Error) -> bool {
-    status(err).is_some_and(|s| s.is_conflict())
+    status(err).is_some_and(kube::core::Status::is_conflict)
 }
 
 /// Whether the API server refused a write because the namespace is being deleted (the namespace

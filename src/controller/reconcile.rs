@@ -80,6 +80,7 @@ async fn run_step(job: &Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
 }
 
 /// After a failed reconcile: count it, and look again after the job's backoff delay.
+#[allow(clippy::needless_pass_by_value)] // the signature kube-runtime calls
 pub(super) fn error_policy(job: Arc<TFJob>, err: &Error, ctx: Arc<Context>) -> Requeue {
     let category = err.category().to_string();
     ctx.metrics

@@ -300,7 +300,7 @@ async fn own_deletes_hide_a_stale_cache_so_a_restart_is_counted_once() {
         .into_iter()
         .filter(|c| c.is("PUT", STATUS_PATH))
         .collect();
-    let last = puts.last().map(|c| c.body.clone()).unwrap_or(Value::Null);
+    let last = puts.last().map_or(Value::Null, |c| c.body.clone());
     assert_eq!(last["status"]["replicaStatuses"]["Worker"]["restarts"], 1);
     let text = world.ctx.metrics.encode();
     assert!(

@@ -50,37 +50,47 @@ pub fn plan_cleanup(
         plan.done = true;
         return plan;
     }
-    let force_after_ms = force_after.as_millis() as i64;
     for pod in pods {
-        let r = ChildRef::of(pod);
-        match pod.meta().deletion_timestamp.as_ref() {
-            None => plan.actions.push(Action::DeletePod(r)),
-            Some(since) => {
-                // The deletionTimestamp is when the grace period ends: time past it is time stuck.
-                let stuck_ms = now.as_millisecond() - since.0.as_millisecond();
-                if stuck_ms >= force_after_ms {
-                    plan.events.push(JobEvent {
-                        kind: EventKind::Warning,
-                        reason: "ForceDeletePod".into(),
-                        message: format!(
-                            "Pod {} was still terminating after {}s (node lost?); deleting it with grace period 0",
-                            r.name,
-                            force_after.as_secs()
-                        ),
-                        related: Some(("Pod", r.name.clone())),
-                    });
-                    plan.actions.push(Action::ForceDeletePod(r));
-                } else {
-                    let left = Duration::from_millis((force_after_ms - stuck_ms) as u64);
-                    plan.requeue_after = Some(super::sooner(plan.requeue_after, left));
-                }
-            }
-        }
+        cleanup_pod(&mut plan, pod, now, force_after);
     }
     for svc in services.into_iter().filter(|s| !is_terminating(*s)) {
         plan.actions.push(Action::DeleteService(ChildRef::of(svc)));
     }
     plan
+}
+
+/// Deletes a pod; one stuck terminating for `force_after` past its grace period (its node is
+/// lost) is deleted with grace period 0 and a Warning, else looked at again when that time is up.
+fn cleanup_pod(plan: &mut CleanupPlan, pod: &Pod, now: Timestamp, force_after: Duration) {
+    let child = ChildRef::of(pod);
+    let Some(since) = pod.meta().deletion_timestamp.as_ref() else {
+        plan.actions.push(Action::DeletePod(child));
+        return;
+    };
+    // The deletionTimestamp is when the grace period ends: time past it is time stuck.
+    let stuck_ms = now
+        .as_millisecond()
+        .saturating_sub(since.0.as_millisecond());
+    let force_ms = i64::try_from(force_after.as_millis()).unwrap_or(i64::MAX);
+    match u64::try_from(force_ms.saturating_sub(stuck_ms)) {
+        Ok(left_ms) if left_ms > 0 => {
+            let left = Duration::from_millis(left_ms);
+            plan.requeue_after = Some(super::sooner(plan.requeue_after, left));
+        }
+        _ => {
+            plan.events.push(JobEvent {
+                kind: EventKind::Warning,
+                reason: "ForceDeletePod".into(),
+                message: format!(
+                    "Pod {} was still terminating after {}s (node lost?); deleting it with grace period 0",
+                    child.name,
+                    force_after.as_secs()
+                ),
+                related: Some(("Pod", child.name.clone())),
+            });
+            plan.actions.push(Action::ForceDeletePod(child));
+        }
+    }
 }
 
 #[cfg(test)]

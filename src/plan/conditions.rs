@@ -86,7 +86,7 @@ pub fn set(
             && !(type_ == kind::RESTARTING && c.type_ == kind::RUNNING)
     });
     if finishing && state == "True" {
-        for c in status.conditions.iter_mut() {
+        for c in &mut status.conditions {
             if c.type_ == kind::RUNNING && c.status == "True" {
                 c.status = "False".into();
             }

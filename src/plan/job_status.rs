@@ -162,7 +162,7 @@ mod tests {
 
     /// Runs the stage on a job with the given counts per type; returns the last condition.
     fn last_condition(
-        job: crate::api::TFJob,
+        job: &crate::api::TFJob,
         counts: &[(ReplicaType, i32, i32, i32)],
         worker0_completed: bool,
     ) -> (String, String) {
@@ -179,7 +179,7 @@ mod tests {
                 (t, status)
             })
             .collect();
-        let mut pass = Pass::start(&job, &[], &[], Timestamp::UNIX_EPOCH);
+        let mut pass = Pass::start(job, &[], &[], Timestamp::UNIX_EPOCH);
         let budget = RestartBudget::of(&pass.status, &spec, &pass.children, None);
         let replicas = Replicas {
             actions: vec![],
@@ -250,7 +250,7 @@ mod tests {
             (all_workers(), vec![(Worker, 0, 3, 0)], true, t("Succeeded")),
         ];
         for (i, (job, counts, worker0, expected)) in table.into_iter().enumerate() {
-            assert_eq!(last_condition(job, &counts, worker0), expected, "row {i}");
+            assert_eq!(last_condition(&job, &counts, worker0), expected, "row {i}");
         }
     }
 }

@@ -121,8 +121,7 @@ pub fn exit_code(pod: &Pod) -> i32 {
         .and_then(|cs| cs.iter().find(|c| c.name == TF_CONTAINER))
         .and_then(|c| c.state.as_ref())
         .and_then(|s| s.terminated.as_ref())
-        .map(|t| t.exit_code)
-        .unwrap_or(UNKNOWN_EXIT_CODE)
+        .map_or(UNKNOWN_EXIT_CODE, |t| t.exit_code)
 }
 
 /// Exit codes 128 and above mean the process was killed by a signal: worth a retry.
@@ -137,8 +136,7 @@ pub fn restart_count(pod: &Pod) -> i32 {
     };
     let sum = |v: &Option<Vec<k8s_openapi::api::core::v1::ContainerStatus>>| {
         v.as_ref()
-            .map(|cs| cs.iter().map(|c| c.restart_count).sum::<i32>())
-            .unwrap_or(0)
+            .map_or(0, |cs| cs.iter().map(|c| c.restart_count).sum::<i32>())
     };
     sum(&s.container_statuses) + sum(&s.init_container_statuses)
 }

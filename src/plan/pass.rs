@@ -9,7 +9,9 @@ use kube::ResourceExt;
 
 use super::desired::JobIdentity;
 use super::observed::OwnedChildren;
-use super::{Action, ChildRef, Plan};
+use super::replicas::Replicas;
+use super::{Action, ChildRef, Outcome, Plan};
+use crate::api::defaults::NormalizedSpec;
 use crate::api::{TFJob, TFJobStatus};
 
 /// One pass over one job.
@@ -71,6 +73,24 @@ impl<'a> Pass<'a> {
             .chain(services.map(Action::DeleteService))
             .collect();
         self.plan.actions.extend(deletes);
+    }
+
+    /// Gives every replica type of `spec` a status entry, so it shows before any pod does.
+    pub fn track_replica_types(&mut self, spec: &NormalizedSpec) {
+        for rtype in spec.replicas.keys() {
+            let key = rtype.canonical().to_string();
+            self.status.replica_statuses.entry(key).or_default();
+        }
+    }
+
+    /// Takes the replicas stage's actions, events and restarts into the plan.
+    pub fn take_decisions_of(&mut self, replicas: &mut Replicas) {
+        self.plan.actions.append(&mut replicas.actions);
+        self.plan.events.append(&mut replicas.events);
+        if replicas.restarted_pods > 0 {
+            let pods = replicas.restarted_pods;
+            self.plan.outcomes.push(Outcome::Restarted { pods });
+        }
     }
 
     /// Sets every replica type's active count to 0 (the job stopped running).

@@ -33,10 +33,7 @@ pub fn plan(
     else {
         return pass.into_plan(false);
     };
-    for rtype in spec.replicas.keys() {
-        let key = rtype.canonical().to_string();
-        pass.status.replica_statuses.entry(key).or_default();
-    }
+    pass.track_replica_types(&spec);
     if conditions::is_finished(&pass.status) {
         finish::finished(&mut pass, &run_policy);
         return pass.into_plan(false);
@@ -63,12 +60,7 @@ pub fn plan(
     if let Some(at) = deadline {
         pass.plan.requeue(limits::until(now, at));
     }
-    pass.plan.actions.append(&mut replicas.actions);
-    pass.plan.events.append(&mut replicas.events);
-    if replicas.restarted_pods > 0 {
-        let pods = replicas.restarted_pods;
-        pass.plan.outcomes.push(super::Outcome::Restarted { pods });
-    }
+    pass.take_decisions_of(&mut replicas);
     job_status::update(&mut pass, &spec, &replicas);
     if conditions::is_finished(&pass.status) {
         // Finished in this pass: clean up and close the books now rather than in another

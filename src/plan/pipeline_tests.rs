@@ -15,7 +15,7 @@ use crate::api::{
 };
 use crate::plan::conditions::{get, is_true, kind};
 use crate::plan::desired::{JobIdentity, desired_pod, desired_service};
-use crate::plan::{Action, EventKind, Plan, PlanConfig};
+use crate::plan::{Action, EventKind, Outcome, Plan, PlanConfig};
 
 const UID: &str = "uid-1";
 
@@ -241,6 +241,12 @@ fn pods_carry_names_labels_owner_restart_policy_and_tf_config() {
         .iter()
         .find(|p| p.metadata.name.as_deref() == Some("test-tfjob-ps-0"))
         .unwrap();
+    ps_pod_and_service(ps, &p);
+}
+
+/// The PS of `pods_carry_names_labels_owner_restart_policy_and_tf_config`: no master role, its
+/// replica's restartPolicy, and a headless service selecting exactly it.
+fn ps_pod_and_service(ps: &Pod, p: &Plan) {
     assert!(
         !ps.metadata
             .labels
@@ -816,4 +822,51 @@ fn legacy_field_overridden_by_run_policy_warns_once() {
     let j = started(j);
     let p = plan(&j, &[], &[], now(), &cfg());
     assert!(!reasons(&p).contains(&"LegacyFieldIgnored"));
+}
+
+#[test]
+fn outcomes_count_each_restarted_pod_once_and_each_transition_once() {
+    let j = started(
+        job()
+            .ps(1)
+            .workers(2)
+            .restart(RestartPolicy::ExitCode)
+            .build(),
+    );
+    assert_eq!(
+        plan(&job().workers(1).build(), &[], &[], now(), &cfg()).outcomes,
+        vec![Outcome::Created]
+    );
+    let svcs = services(&j);
+    let both_killed = vec![
+        pod(&j, ReplicaType::Ps, 0, "Running", None),
+        pod(&j, ReplicaType::Worker, 0, "Failed", Some(137)),
+        pod(&j, ReplicaType::Worker, 1, "Failed", Some(143)),
+    ];
+    let p = plan(&j, &both_killed, &svcs, now(), &cfg());
+    assert_eq!(p.outcomes, vec![Outcome::Restarted { pods: 2 }]);
+    // Already Restarting, nothing new failed: no outcome (upstream counts again on every pass).
+    let mut restarting = j.clone();
+    restarting.status = p.status.clone();
+    let waiting = vec![both_killed[0].clone()];
+    assert!(
+        plan(&restarting, &waiting, &svcs, now(), &cfg())
+            .outcomes
+            .is_empty()
+    );
+    // Worker 0 succeeds: Succeeded once, not again on the next pass.
+    let done = vec![
+        pod(&j, ReplicaType::Ps, 0, "Running", None),
+        pod(&j, ReplicaType::Worker, 0, "Succeeded", Some(0)),
+        pod(&j, ReplicaType::Worker, 1, "Running", None),
+    ];
+    let p = plan(&j, &done, &svcs, now(), &cfg());
+    assert_eq!(p.outcomes, vec![Outcome::Succeeded]);
+    let mut succeeded = j.clone();
+    succeeded.status = p.status;
+    assert!(
+        plan(&succeeded, &done, &svcs, now(), &cfg())
+            .outcomes
+            .is_empty()
+    );
 }

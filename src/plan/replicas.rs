@@ -176,3 +176,85 @@ fn reconcile_services(out: &mut Replicas, pass: &Pass<'_>, replica: &Replica) {
         out.actions.push(Action::CreateService(Box::new(svc)));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use jiff::Timestamp;
+    use k8s_openapi::api::core::v1::PodStatus;
+
+    use super::*;
+    use crate::api::builder::tfjob;
+    use crate::api::defaults::normalize;
+    use crate::api::{CleanPodPolicy, RestartPolicy};
+
+    /// Runs the stage over a job of `workers` workers whose cache holds `phases`, one per index.
+    fn run(workers: i32, phases: &[&str], limit: Option<i32>) -> Replicas {
+        let job = tfjob("j")
+            .uid("u")
+            .workers(workers)
+            .restart(RestartPolicy::OnFailure)
+            .build();
+        let spec = normalize(&job.spec, CleanPodPolicy::Running).expect("valid");
+        let cfg = crate::settings::RunSettings::defaults()
+            .controller_config()
+            .plan;
+        let probe = Pass::start(&job, &[], &[], Timestamp::UNIX_EPOCH);
+        let replica = &spec.replicas[&ReplicaType::Worker];
+        let pods: Vec<Arc<Pod>> = (0..)
+            .zip(phases)
+            .map(|(index, phase)| {
+                let mut pod = desired_pod(&probe.id, &spec, replica, index, None);
+                pod.metadata.uid = Some(format!("pod-{index}"));
+                pod.status = Some(PodStatus {
+                    phase: Some((*phase).into()),
+                    ..PodStatus::default()
+                });
+                Arc::new(pod)
+            })
+            .collect();
+        let pass = Pass::start(&job, &pods, &[], Timestamp::UNIX_EPOCH);
+        let budget = RestartBudget::of(&pass.status, &spec, &pass.children, limit);
+        reconcile(&pass, &spec, &cfg, budget)
+    }
+
+    fn pod_actions(r: &Replicas) -> Vec<String> {
+        r.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::CreatePod(p) => Some(format!("create {}", p.name_any())),
+                Action::DeletePod(c) => Some(format!("delete {}", c.name)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn missing_pods_are_created_and_extra_ones_deleted() {
+        let r = run(2, &["Running", "Pending", "Running"], None);
+        assert_eq!(pod_actions(&r), vec!["delete j-worker-2"]);
+        assert_eq!(r.statuses[&ReplicaType::Worker].active, 1);
+        let r = run(3, &["Running"], None);
+        assert_eq!(
+            pod_actions(&r),
+            vec!["create j-worker-1", "create j-worker-2"]
+        );
+        let services = r
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::CreateService(_)));
+        assert_eq!(services.count(), 3, "no service observed: one per index");
+    }
+
+    #[test]
+    fn failed_pods_restart_within_the_budget_and_fail_past_it() {
+        let r = run(2, &["Failed", "Failed"], Some(1));
+        assert_eq!(pod_actions(&r), vec!["delete j-worker-0"]);
+        assert_eq!(r.restarted_pods, 1);
+        let worker = &r.statuses[&ReplicaType::Worker];
+        assert_eq!((worker.restarts, worker.failed), (1, 1));
+        assert!(r.budget.exceeded());
+        assert_eq!(r.restarting, vec![ReplicaType::Worker]);
+    }
+}

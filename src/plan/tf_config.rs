@@ -45,6 +45,11 @@ struct SparseTfConfig<'a> {
     task: Task<'a>,
 }
 
+/// The host at `index` (none for a negative one).
+fn nth(hosts: &[String], index: i32) -> Option<&String> {
+    hosts.get(usize::try_from(index).ok()?)
+}
+
 /// Whether pods of this job get `TF_CONFIG`: only when the job has more than one replica.
 pub fn is_distributed(spec: &NormalizedSpec) -> bool {
     spec.total_replicas() != 1
@@ -95,13 +100,13 @@ pub fn tf_config(
         };
         match rtype {
             ReplicaType::Ps => {
-                if let Some(h) = full.get("ps").and_then(|h| h.get(index as usize)) {
+                if let Some(h) = full.get("ps").and_then(|h| nth(h, index)) {
                     sparse.ps = Some(vec![h.clone()]);
                 }
             }
             ReplicaType::Worker => {
                 sparse.ps = full.get("ps").cloned();
-                if let Some(h) = full.get("worker").and_then(|h| h.get(index as usize)) {
+                if let Some(h) = full.get("worker").and_then(|h| nth(h, index)) {
                     sparse.worker.insert(index.to_string(), h.clone());
                 }
             }

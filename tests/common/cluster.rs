@@ -15,7 +15,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Config, Resource};
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::json;
 use tfjob_operator::api::TFJob;
 use tfjob_operator::controller::{self, ControllerConfig};
 use tokio::sync::{OnceCell, oneshot};
@@ -23,20 +23,19 @@ use tokio::sync::{OnceCell, oneshot};
 /// Annotation the kwok stages read: the pod's containers exit with this code.
 pub const EXIT_CODE_ANNOTATION: &str = "test.tfjob-operator.io/exit-code";
 
-/// The cluster directory, or None (with a message) when cluster tests are not enabled.
-pub fn cluster_dir() -> Option<PathBuf> {
+/// Why cluster tests are `#[ignore]`d: plain `cargo test` reports them as ignored, never as
+/// passed; `make test` starts a control plane and runs them with `--include-ignored`.
+pub const NEEDS_CLUSTER: &str = "needs a control plane: run `make test`";
+
+/// The cluster directory. Cluster tests are ignored unless asked for; asked for without a
+/// cluster they fail with this message rather than pass.
+pub fn cluster_dir() -> PathBuf {
     match std::env::var_os("TFJOB_TEST_CLUSTER") {
-        Some(d) => Some(PathBuf::from(d)),
-        None if std::env::var_os("TFJOB_REQUIRE_CLUSTER").is_some() => {
-            panic!("TFJOB_REQUIRE_CLUSTER is set but TFJOB_TEST_CLUSTER is not")
-        }
-        None => {
-            eprintln!(
-                "SKIPPED: cluster test needs a control plane; run `make test`, or set \
-                 TFJOB_TEST_CLUSTER to the directory printed by tests/cluster/up.sh"
-            );
-            None
-        }
+        Some(d) => PathBuf::from(d),
+        None => panic!(
+            "this cluster test needs a control plane: run `make test`, or set \
+             TFJOB_TEST_CLUSTER to the directory printed by tests/cluster/up.sh"
+        ),
     }
 }
 
@@ -77,7 +76,9 @@ pub async fn install_crd(client: &Client) {
     .await;
 }
 
-/// One test's world: a fresh namespace and a client.
+/// One test's world: a fresh namespace and a client. Dropping it (also when the test fails)
+/// releases the finalizers left in the namespace and deletes it, so no test leaves anything
+/// behind for the next.
 pub struct TestNs {
     pub client: Client,
     pub ns: String,
@@ -85,9 +86,9 @@ pub struct TestNs {
 }
 
 impl TestNs {
-    /// Creates `<prefix>-<random>` and installs the CRD; None when cluster tests are disabled.
-    pub async fn new(prefix: &str) -> Option<Self> {
-        let dir = cluster_dir()?;
+    /// Creates `<prefix>-<random>` and installs the CRD.
+    pub async fn new(prefix: &str) -> Self {
+        let dir = cluster_dir();
         let client = client_for(&dir).await;
         install_crd(&client).await;
         let ns = format!("{prefix}-{:08x}", rand_u32());
@@ -98,7 +99,7 @@ impl TestNs {
         )
         .await
         .expect("namespace created");
-        Some(Self { client, ns, dir })
+        Self { client, ns, dir }
     }
 
     pub fn api<K>(&self) -> Api<K>
@@ -130,10 +131,10 @@ impl TestNs {
         Operator::start(self.client.clone(), config)
     }
 
-    /// Creates a TFJob from JSON (namespace set to ours).
-    pub async fn create_job(&self, mut job: Value) -> TFJob {
-        job["metadata"]["namespace"] = Value::String(self.ns.clone());
-        let job: TFJob = serde_json::from_value(job).expect("valid TFJob JSON");
+    /// Creates a TFJob in our namespace.
+    pub async fn create_job(&self, job: impl Into<TFJob>) -> TFJob {
+        let mut job = job.into();
+        job.metadata.namespace = Some(self.ns.clone());
         self.jobs()
             .create(&PostParams::default(), &job)
             .await
@@ -165,19 +166,9 @@ impl TestNs {
         .await
     }
 
-    /// Stops the operator, releases the finalizers it leaves behind (as `tfjob-operator
-    /// release-finalizers` does), then deletes the namespace. Without the release the
-    /// namespace would stay Terminating for good, and the namespace controller's retries would
-    /// load the API server for every later test.
+    /// Stops the operator gracefully, then cleans up (see [`Drop`]).
     pub async fn finish(self, op: Operator) {
         op.stop().await;
-        tfjob_operator::controller::release::release_finalizers(
-            self.client.clone(),
-            Some(&self.ns),
-        )
-        .await
-        .expect("finalizers released");
-        self.cleanup().await;
     }
 
     /// Pods and services left in the namespace.
@@ -192,24 +183,48 @@ impl TestNs {
                 .items
                 .len()
     }
+}
 
-    /// Deletes the namespace (does not wait).
-    pub async fn cleanup(self) {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        let _ = api.delete(&self.ns, &DeleteParams::default()).await;
+impl Drop for TestNs {
+    /// Releases the finalizers the operator leaves behind (as `tfjob-operator
+    /// release-finalizers` does), then deletes the namespace. Without the release the
+    /// namespace would stay Terminating for good, and the namespace controller's retries would
+    /// load the API server for every later test. Runs on its own thread and runtime: a drop
+    /// cannot await, and may run while the test's runtime is unwinding from a panic.
+    fn drop(&mut self) {
+        let (dir, ns) = (self.dir.clone(), self.ns.clone());
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            runtime.block_on(async {
+                let client = client_for(&dir).await;
+                if let Err(e) = tfjob_operator::controller::release::release_finalizers(
+                    client.clone(),
+                    Some(&ns),
+                )
+                .await
+                {
+                    eprintln!("releasing finalizers in {ns}: {e}");
+                }
+                let api: Api<Namespace> = Api::all(client);
+                let _ = api.delete(&ns, &DeleteParams::default()).await;
+            });
+        });
+        if cleanup.join().is_err() {
+            eprintln!("cleaning up namespace {} failed", self.ns);
+        }
     }
 }
 
 fn rand_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    h.finish() as u32
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    h.write_u128(now.map_or(0, |d| d.as_nanos()));
+    // The high 32 bits of the hash.
+    u32::try_from(h.finish() >> 32).unwrap_or_default()
 }
 
 /// The operator running in this test process.
@@ -241,13 +256,19 @@ impl Operator {
             .is_err()
         {
             eprintln!("operator did not stop within 20 s; aborting it");
-            self.handle.abort();
-            let _ = (&mut self.handle).await;
         }
     }
 
     /// Kills the operator at once, as a crash would.
     pub fn kill(self) {
+        self.handle.abort();
+    }
+}
+
+impl Drop for Operator {
+    /// A test that fails before stopping its operator kills it, so it does not act on the
+    /// namespace while that is cleaned up.
+    fn drop(&mut self) {
         self.handle.abort();
     }
 }

@@ -19,6 +19,12 @@ pub fn fixture_value(name: &str) -> Value {
     serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("parsing fixture {name}: {e}"))
 }
 
+/// A TFJob fixture.
+pub fn fixture_job(name: &str) -> tfjob_operator::api::TFJob {
+    serde_json::from_value(fixture_value(name))
+        .unwrap_or_else(|e| panic!("fixture {name} is not a TFJob: {e}"))
+}
+
 /// RFC 7386 JSON merge patch.
 pub fn merge_patch(target: &mut Value, patch: &Value) {
     match patch {

@@ -1,5 +1,7 @@
 //! Shared test support.
 #![allow(dead_code)]
+// Test support: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
 
 pub mod cluster;
 pub mod fixtures;
