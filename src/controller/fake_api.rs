@@ -46,6 +46,14 @@ impl Calls {
         self.all().into_iter().filter(|c| !c.is_event()).collect()
     }
 
+    /// The calls that were `method` on a path ending in `suffix`, in order.
+    pub fn matching(&self, method: &str, suffix: &str) -> Vec<Call> {
+        self.all()
+            .into_iter()
+            .filter(|c| c.is(method, suffix))
+            .collect()
+    }
+
     /// How many calls were `method` on a path ending in `suffix`.
     pub fn count(&self, method: &str, suffix: &str) -> usize {
         self.all().iter().filter(|c| c.is(method, suffix)).count()

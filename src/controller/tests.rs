@@ -246,12 +246,7 @@ async fn progress_waits_and_is_written_once_with_the_last_pod_up() {
     apply(Arc::new(stored), &world.ctx)
         .await
         .expect("reconciled");
-    let puts: Vec<Call> = world
-        .calls
-        .all()
-        .into_iter()
-        .filter(|c| c.is("PUT", STATUS_PATH))
-        .collect();
+    let puts = world.calls.matching("PUT", STATUS_PATH);
     assert_eq!(puts.len(), 1, "one write for all three pods");
     assert_eq!(
         puts[0].body["status"]["replicaStatuses"]["Worker"]["active"],
@@ -294,12 +289,7 @@ async fn own_deletes_hide_a_stale_cache_so_a_restart_is_counted_once() {
             .count("DELETE", "/namespaces/ns/pods/j-worker-0"),
         1
     );
-    let puts: Vec<Call> = world
-        .calls
-        .all()
-        .into_iter()
-        .filter(|c| c.is("PUT", STATUS_PATH))
-        .collect();
+    let puts = world.calls.matching("PUT", STATUS_PATH);
     let last = puts.last().map_or(Value::Null, |c| c.body.clone());
     assert_eq!(last["status"]["replicaStatuses"]["Worker"]["restarts"], 1);
     let text = world.ctx.metrics.encode();

@@ -2,9 +2,6 @@
 //! that will be ignored) and the check of what CEL could not see (a spec the operator cannot
 //! run fails the job with `TFJobInvalidSpec`).
 
-use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
 use super::conditions::{self, kind, reason};
 use super::pass::Pass;
 use super::{EventKind, Outcome};
@@ -82,20 +79,7 @@ pub(super) fn runnable_spec(
 
 fn fail_invalid(pass: &mut Pass<'_>, error: &SpecError) {
     let message = format!("TFJob {} has an invalid spec: {error}", pass.key());
-    let now: Timestamp = pass.now;
-    if conditions::set(
-        &mut pass.status,
-        kind::FAILED,
-        true,
-        reason::INVALID_SPEC,
-        message.clone(),
-        now,
-    ) {
-        pass.status.completion_time.get_or_insert(Time(now));
-        pass.plan
-            .event(EventKind::Warning, reason::INVALID_SPEC, message);
-        pass.plan.outcomes.push(Outcome::Failed);
-    }
+    pass.fail(reason::INVALID_SPEC, EventKind::Warning, message);
 }
 
 #[cfg(test)]
@@ -103,6 +87,7 @@ mod tests {
     use super::*;
     use crate::api::builder::tfjob;
     use crate::api::defaults::effective_run_policy;
+    use jiff::Timestamp;
 
     fn first_pass(job: &crate::api::TFJob) -> super::super::Plan {
         let mut pass = Pass::start(job, &[], &[], Timestamp::UNIX_EPOCH);

@@ -110,24 +110,12 @@ fn failed(pass: &mut Pass<'_>, rtype: ReplicaType, counts: &ReplicaStatus, by_ex
             counts.failed
         )
     };
-    let now = pass.now;
-    if conditions::set(
-        &mut pass.status,
-        kind::FAILED,
-        true,
-        reason::FAILED,
-        message.clone(),
-        now,
-    ) {
-        pass.status.completion_time.get_or_insert(Time(now));
-        let severity = if by_exit_code {
-            EventKind::Warning
-        } else {
-            EventKind::Normal
-        };
-        pass.plan.event(severity, reason::FAILED, message);
-        pass.plan.outcomes.push(Outcome::Failed);
-    }
+    let severity = if by_exit_code {
+        EventKind::Warning
+    } else {
+        EventKind::Normal
+    };
+    pass.fail(reason::FAILED, severity, message);
 }
 
 /// `Restarting` because a pod of `rtype` is being recreated.

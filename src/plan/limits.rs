@@ -7,9 +7,9 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::conditions::{self, kind, reason};
+use super::EventKind;
+use super::conditions::reason;
 use super::pass::Pass;
-use super::{EventKind, Outcome};
 use crate::api::TFJobStatus;
 use crate::api::defaults::EffectiveRunPolicy;
 
@@ -63,17 +63,7 @@ pub(super) fn fail(pass: &mut Pass<'_>, limit: Exceeded) {
             format!("Job {name} has failed because it was active longer than specified deadline")
         }
     };
-    if conditions::set(
-        &mut pass.status,
-        kind::FAILED,
-        true,
-        reason::FAILED,
-        message.clone(),
-        now,
-    ) {
-        pass.plan.event(EventKind::Normal, reason::FAILED, message);
-        pass.plan.outcomes.push(Outcome::Failed);
-    }
+    pass.fail(reason::FAILED, EventKind::Normal, message);
 }
 
 /// Time from `now` until `at` (zero when it has passed).

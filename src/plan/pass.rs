@@ -7,10 +7,13 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::ResourceExt;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::conditions::{self, kind};
 use super::desired::JobIdentity;
 use super::observed::OwnedChildren;
 use super::replicas::Replicas;
-use super::{Action, ChildRef, Outcome, Plan};
+use super::{Action, ChildRef, EventKind, Outcome, Plan};
 use crate::api::defaults::NormalizedSpec;
 use crate::api::{TFJob, TFJobStatus};
 
@@ -90,6 +93,18 @@ impl<'a> Pass<'a> {
         if replicas.restarted_pods > 0 {
             let pods = replicas.restarted_pods;
             self.plan.outcomes.push(Outcome::Restarted { pods });
+        }
+    }
+
+    /// Marks the job Failed, once: the condition, its completion time, an event of `severity`
+    /// with `reason`, and the outcome.
+    pub fn fail(&mut self, reason: &str, severity: EventKind, message: String) {
+        let now = self.now;
+        let failed = kind::FAILED;
+        if conditions::set(&mut self.status, failed, true, reason, message.clone(), now) {
+            self.status.completion_time.get_or_insert(Time(now));
+            self.plan.event(severity, reason, message);
+            self.plan.outcomes.push(Outcome::Failed);
         }
     }
 
