@@ -25,14 +25,15 @@ fmt:
 unit-test: ## Tests that need no cluster
 	$(CARGO) test --locked
 
-test: ## Unit tests, cluster tests and the e2e suite against a real local control plane
+test: ## Unit tests, cluster tests, the e2e suite and the client compatibility suites (Python SDK, Go types) against a real local control plane
 	@set -euo pipefail; \
 	$(CARGO) build --locked --bins --tests; \
 	dir=$$(mktemp -d /tmp/tfjob-test-cluster.XXXXXX); \
 	dir=$$(tests/cluster/up.sh "$$dir" | tail -n1); \
 	trap 'tests/cluster/down.sh "$$dir"' EXIT; \
 	TFJOB_TEST_CLUSTER="$$dir" $(CARGO) test --locked -- --include-ignored --test-threads=4; \
-	PATH="$$dir/bin:$$PATH" KUBECONFIG="$$dir/kubeconfig" tests/e2e/run.sh
+	PATH="$$dir/bin:$$PATH" KUBECONFIG="$$dir/kubeconfig" tests/e2e/run.sh; \
+	PATH="$$dir/bin:$$PATH" KUBECONFIG="$$dir/kubeconfig" tests/compat/run.sh
 
 e2e: ## The e2e suite against $$KUBECONFIG (E2E_MODE=local|in-cluster)
 	$(CARGO) build --locked --bins

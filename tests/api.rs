@@ -179,3 +179,47 @@ fn examples_parse_and_pass_the_cel_rules() {
     }
     assert!(n >= 5, "only {n} examples");
 }
+
+/// Every `description` in the schema, with its JSON path.
+fn descriptions(value: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                match child {
+                    Value::String(text) if key == "description" => {
+                        out.push((path.to_string(), text.clone()));
+                    }
+                    other => descriptions(other, &format!("{path}.{key}"), out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| descriptions(i, path, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn kubectl_explain_text_has_no_line_breaks_inside_paragraphs() {
+    let mut all = Vec::new();
+    descriptions(&crd_schema(), "", &mut all);
+    assert!(all.len() > 20, "the schema documents its fields");
+    for (path, text) in all {
+        let lines: Vec<&str> = text.split('\n').collect();
+        for pair in lines.windows(2) {
+            let (before, after) = (pair[0], pair[1]);
+            assert!(
+                before.is_empty() || after.is_empty() || after.starts_with("- "),
+                "{path}: a line break inside a paragraph: {before:?} / {after:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn run_policy_is_defaulted_so_generated_clients_can_read_every_job() {
+    let schema = crd_schema();
+    assert_eq!(
+        schema["properties"]["spec"]["properties"]["runPolicy"]["default"],
+        serde_json::json!({})
+    );
+}

@@ -150,6 +150,43 @@ fn attach_rules(schema: &mut Map<String, Value>, rules: &[CelRule]) {
     schema.insert("x-kubernetes-validations".into(), rules_value(rules));
 }
 
+/// Joins the lines of every description in `schema` into paragraphs. Descriptions come from
+/// Rust doc comments, wrapped at 100 columns; `kubectl explain` wraps text itself, and a line
+/// break kept in the middle of a sentence shows as a ragged line there.
+fn unwrap_descriptions(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                match value {
+                    Value::String(text) if key == "description" => *text = unwrap_lines(text),
+                    other => unwrap_descriptions(other),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
+}
+
+/// `text` with single line breaks turned into spaces; blank lines (paragraphs) and line
+/// breaks before list items (`- `) stay.
+fn unwrap_lines(text: &str) -> String {
+    let paragraphs: Vec<String> = text
+        .split("\n\n")
+        .map(|paragraph| {
+            let mut out = String::new();
+            for line in paragraph.lines().map(str::trim) {
+                if !out.is_empty() {
+                    out.push(if line.starts_with("- ") { '\n' } else { ' ' });
+                }
+                out.push_str(line);
+            }
+            out
+        })
+        .collect();
+    paragraphs.join("\n\n")
+}
+
 /// The TFJob CRD as installed by `kubectl apply -f crds/` and the Helm chart.
 pub fn crd() -> CustomResourceDefinition {
     let mut value = serde_json::to_value(TFJob::crd()).expect("a derived CRD serialises");
@@ -164,6 +201,7 @@ pub fn crd() -> CustomResourceDefinition {
     if let Some(replica) = replica_specs["additionalProperties"].as_object_mut() {
         attach_rules(replica, REPLICA_RULES);
     }
+    unwrap_descriptions(schema);
     serde_json::from_value(value).expect("the patched CRD is still a CRD")
 }
 

@@ -40,7 +40,10 @@ use serde::{Deserialize, Serialize};
 pub struct TFJobSpec {
     /// Policies that apply to the whole job: pod cleanup, time limits, restart budget,
     /// gang scheduling, suspension. Values here win over the legacy fields directly under spec.
+    // Defaulted to {} by the API server: clients generated from upstream's OpenAPI (the
+    // kubeflow-training Python SDK) refuse a TFJob without runPolicy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = {}))]
     pub run_policy: Option<RunPolicy>,
 
     /// When the job counts as succeeded if it has no Chief or Master: "" (default) means when
