@@ -37,6 +37,14 @@ pub struct RunSettings {
     /// Address of the /healthz, /readyz and /metrics endpoints.
     #[arg(long, env = "TFJOB_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
+    /// Most pods one TFJob may have (all replica types together); a larger job fails with
+    /// reason TFJobTooManyReplicas. The CRD refuses more than 50000 per replica type.
+    #[arg(long, env = "TFJOB_MAX_REPLICAS_PER_JOB", default_value_t = 20_000)]
+    pub max_replicas_per_job: u32,
+    /// Most pods and services created for one job in one pass (the rest follow as they come
+    /// up); bounds the memory a huge job takes.
+    #[arg(long, env = "TFJOB_MAX_CREATES_PER_PASS", default_value_t = 100)]
+    pub max_creates_per_pass: usize,
     /// Milliseconds of quiet after a change before a job is reconciled (folds bursts of pod
     /// events into one pass).
     #[arg(long, env = "TFJOB_DEBOUNCE_MS", default_value_t = 100)]
@@ -70,6 +78,8 @@ impl RunSettings {
             plan: PlanConfig {
                 default_clean_pod_policy: self.default_clean_pod_policy,
                 cluster_domain: self.cluster_domain.clone(),
+                max_replicas_per_job: self.max_replicas_per_job,
+                max_creates_per_pass: self.max_creates_per_pass.max(1),
             },
             concurrency: self.concurrency.max(1),
             force_delete_after: Duration::from_secs(self.force_delete_after_seconds),

@@ -15,6 +15,11 @@ pub const MAX_CHILD_NAME_LEN: usize = 63;
 /// rules that walk `containers`.
 pub const MAX_CONTAINERS: u64 = 64;
 
+/// The most pods one replica type may ask for at admission. A hard ceiling on what a TFJob can
+/// make the operator (and the API server) do; the operator's `--max-replicas-per-job` may be
+/// lower.
+pub const MAX_REPLICAS_PER_TYPE: i32 = 50_000;
+
 /// A CEL rule with the message the API server returns when it fails.
 #[derive(Clone, Copy, Debug)]
 pub struct CelRule {
@@ -22,46 +27,87 @@ pub struct CelRule {
     pub rule: &'static str,
     /// What the user sees when the rule fails.
     pub message: &'static str,
+    /// A CEL expression for a message naming the offending field; `message` is the fallback.
+    pub message_expression: Option<&'static str>,
+}
+
+impl CelRule {
+    const fn new(rule: &'static str, message: &'static str) -> Self {
+        Self {
+            rule,
+            message,
+            message_expression: None,
+        }
+    }
+
+    const fn naming(self, message_expression: &'static str) -> Self {
+        Self {
+            message_expression: Some(message_expression),
+            ..self
+        }
+    }
 }
 
 /// Rules on the whole TFJob (`self` is the object, so `self.metadata.name` is visible).
 pub const JOB_RULES: &[CelRule] = &[
-    CelRule {
-        rule: "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-        message: "metadata.name must be a DNS-1035 label (lower case letters, digits and '-', starting with a letter and ending with a letter or digit), because it is used in Service names",
-    },
-    CelRule {
-        rule: "self.spec.tfReplicaSpecs.all(k, size(self.metadata.name) + size(k) + 2 + size(string(has(self.spec.tfReplicaSpecs[k].replicas) && self.spec.tfReplicaSpecs[k].replicas > 1 ? self.spec.tfReplicaSpecs[k].replicas - 1 : 0)) <= 63)",
-        message: "metadata.name is too long: the pod and service names <name>-<replica type>-<index> must fit in 63 characters; shorten the job name",
-    },
+    CelRule::new(
+        "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        "metadata.name must be a DNS-1035 label (lower case letters, digits and '-', starting with a letter and ending with a letter or digit), because it is used in Service names",
+    ),
+    CelRule::new(
+        "self.spec.tfReplicaSpecs.all(k, self.spec.tfReplicaSpecs[k] == null || size(self.metadata.name) + size(k) + 2 + size(string(has(self.spec.tfReplicaSpecs[k].replicas) && self.spec.tfReplicaSpecs[k].replicas > 1 ? self.spec.tfReplicaSpecs[k].replicas - 1 : 0)) <= 63)",
+        "metadata.name is too long: the pod and service names <name>-<replica type>-<index> must fit in 63 characters; shorten the job name",
+    ),
 ];
 
 /// Rules on `spec.tfReplicaSpecs` (`self` is the map; CEL macros iterate its keys).
 pub const REPLICA_SPECS_RULES: &[CelRule] = &[
-    CelRule {
-        rule: "self.all(k, k.lowerAscii() in ['ps', 'worker', 'chief', 'master', 'evaluator'])",
-        message: "tfReplicaSpecs keys must be replica types PS, Worker, Chief, Master or Evaluator (case-insensitive)",
-    },
-    CelRule {
-        rule: "['ps', 'worker', 'chief', 'master', 'evaluator'].all(t, self.filter(k, k.lowerAscii() == t).size() <= 1)",
-        message: "each replica type may appear only once in tfReplicaSpecs; keys are case-insensitive, so e.g. \"ps\" and \"PS\" are the same type",
-    },
-    CelRule {
-        rule: "self.filter(k, k.lowerAscii() in ['chief', 'master']).size() <= 1",
-        message: "tfReplicaSpecs must not have more than 1 Chief or Master role",
-    },
+    CelRule::new(
+        "self.all(k, k.lowerAscii() in ['ps', 'worker', 'chief', 'master', 'evaluator'])",
+        "tfReplicaSpecs keys must be replica types PS, Worker, Chief, Master or Evaluator (case-insensitive)",
+    ),
+    CelRule::new(
+        "['ps', 'worker', 'chief', 'master', 'evaluator'].all(t, self.filter(k, k.lowerAscii() == t).size() <= 1)",
+        "each replica type may appear only once in tfReplicaSpecs; keys are case-insensitive, so e.g. \"ps\" and \"PS\" are the same type",
+    ),
+    CelRule::new(
+        "self.filter(k, k.lowerAscii() in ['chief', 'master']).size() <= 1",
+        "tfReplicaSpecs must not have more than 1 Chief or Master role",
+    ),
+    CelRule::new(
+        "self.all(k, self[k] != null)",
+        "a replica type in tfReplicaSpecs is null: give it replicas and a template, or remove it",
+    )
+    .naming(
+        "'tfReplicaSpecs.' + self.filter(k, self[k] == null)[0] + ' is null: give it replicas and a template, or remove it'",
+    ),
+    CelRule::new(
+        "self.all(k, !(k.lowerAscii() in ['chief', 'master']) || self[k] == null || !has(self[k].replicas) || self[k].replicas <= 1)",
+        "a Chief or Master must have at most 1 replica: a job has one chief",
+    )
+    .naming(
+        "'tfReplicaSpecs.' + self.filter(k, k.lowerAscii() in ['chief', 'master'])[0] + '.replicas must be 0 or 1: a job has one chief'",
+    ),
+    CelRule::new(
+        "self.exists(k, k.lowerAscii() in ['worker', 'chief', 'master'])",
+        "tfReplicaSpecs needs a Worker, Chief or Master: they run the training and decide when the job has succeeded",
+    ),
 ];
 
 /// Rules on each replica spec (`self` is one `ReplicaSpec`).
 pub const REPLICA_RULES: &[CelRule] = &[
-    CelRule {
-        rule: "has(self.template) && has(self.template.spec) && self.template.spec.containers.exists(c, c.name == 'tensorflow')",
-        message: "template.spec.containers must have a container named tensorflow",
-    },
-    CelRule {
-        rule: "!has(self.template) || !has(self.template.spec) || self.template.spec.containers.all(c, has(c.image) && size(c.image) > 0)",
-        message: "every container in template.spec.containers must have an image",
-    },
+    CelRule::new(
+        "has(self.template) && has(self.template.spec) && self.template.spec.containers.exists_one(c, c.name == 'tensorflow')",
+        "template.spec.containers must have exactly one container named tensorflow",
+    ),
+    CelRule::new(
+        "!has(self.template) || !has(self.template.spec) || self.template.spec.containers.all(c, has(c.image) && size(c.image) > 0)",
+        "every container in template.spec.containers must have an image",
+    ),
+    CelRule::new(
+        "!has(self.replicas) || self.replicas <= 50000",
+        "replicas must be at most 50000 per replica type",
+    ),
 ];
 
 /// The schema of `tfReplicaSpecs[*].template`: the full `PodTemplateSpec` validation, without
@@ -141,7 +187,13 @@ fn rules_value(rules: &[CelRule]) -> Value {
     Value::Array(
         rules
             .iter()
-            .map(|r| json!({"rule": r.rule, "message": r.message}))
+            .map(|r| {
+                let mut rule = json!({"rule": r.rule, "message": r.message});
+                if let Some(expression) = r.message_expression {
+                    rule["messageExpression"] = json!(expression);
+                }
+                rule
+            })
             .collect(),
     )
 }
@@ -200,6 +252,9 @@ pub fn crd() -> CustomResourceDefinition {
     }
     if let Some(replica) = replica_specs["additionalProperties"].as_object_mut() {
         attach_rules(replica, REPLICA_RULES);
+        // Kept, so that the rule above can name a null replica type instead of the API server
+        // silently dropping it (and the job waiting forever for replicas it will never have).
+        replica.insert("nullable".into(), Value::Bool(true));
     }
     unwrap_descriptions(schema);
     serde_json::from_value(value).expect("the patched CRD is still a CRD")

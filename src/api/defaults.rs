@@ -39,6 +39,19 @@ pub enum SpecError {
     /// Negative replica count.
     #[error("spec.tfReplicaSpecs[{0}].replicas must be 0 or more, got {1}")]
     NegativeReplicas(ReplicaType, i32),
+    /// More than one Chief or Master pod.
+    #[error("spec.tfReplicaSpecs[{0}].replicas must be 0 or 1, got {1}: a job has at most one {0}")]
+    TooManyChiefs(ReplicaType, i32),
+    /// More than one container named `tensorflow` (every pod create would fail).
+    #[error(
+        "spec.tfReplicaSpecs[{0}].template.spec.containers has more than one container named tensorflow; keep one"
+    )]
+    DuplicateTensorflowContainer(ReplicaType),
+    /// No replica type that runs the training and decides success.
+    #[error(
+        "spec.tfReplicaSpecs needs a Worker, Chief or Master: they run the training and decide when the job has succeeded"
+    )]
+    NoDecidingReplica,
     /// No `tensorflow` container.
     #[error(
         "spec.tfReplicaSpecs[{0}].template.spec.containers must have a container named tensorflow"
@@ -119,9 +132,10 @@ impl NormalizedSpec {
         self.replicas.keys().any(|t| t.is_chief_or_master())
     }
 
-    /// Total replicas over all types; TF_CONFIG is only set when this is not 1.
-    pub fn total_replicas(&self) -> i32 {
-        self.replicas.values().map(|r| r.replicas).sum()
+    /// Total replicas over all types (as i64: five types of up to i32::MAX pods cannot
+    /// overflow it); TF_CONFIG is only set when this is not 1.
+    pub fn total_replicas(&self) -> i64 {
+        self.replicas.values().map(|r| i64::from(r.replicas)).sum()
     }
 }
 
@@ -149,6 +163,9 @@ pub fn normalize(
         if count < 0 {
             return Err(SpecError::NegativeReplicas(rtype, count));
         }
+        if rtype.is_chief_or_master() && count > 1 {
+            return Err(SpecError::TooManyChiefs(rtype, count));
+        }
         let mut template = rs.template.clone().unwrap_or_default();
         validate_containers(rtype, &template)?;
         default_port(&mut template);
@@ -165,6 +182,12 @@ pub fn normalize(
     if replicas.contains_key(&ReplicaType::Chief) && replicas.contains_key(&ReplicaType::Master) {
         return Err(SpecError::ChiefAndMaster);
     }
+    if !replicas
+        .keys()
+        .any(|t| t.is_chief_or_master() || *t == ReplicaType::Worker)
+    {
+        return Err(SpecError::NoDecidingReplica);
+    }
     Ok(NormalizedSpec {
         replicas,
         run_policy: effective_run_policy(spec, default_clean_pod_policy),
@@ -179,8 +202,10 @@ fn validate_containers(rtype: ReplicaType, template: &PodTemplateSpec) -> Result
         .as_ref()
         .map(|s| s.containers.as_slice())
         .unwrap_or_default();
-    if !containers.iter().any(|c| c.name == TF_CONTAINER) {
-        return Err(SpecError::NoTensorflowContainer(rtype));
+    match containers.iter().filter(|c| c.name == TF_CONTAINER).count() {
+        0 => return Err(SpecError::NoTensorflowContainer(rtype)),
+        1 => {}
+        _ => return Err(SpecError::DuplicateTensorflowContainer(rtype)),
     }
     if let Some(c) = containers
         .iter()

@@ -15,6 +15,23 @@ use super::memory::{Child, JobMemory};
 use crate::api::TFJob;
 use crate::plan::{Action, ChildRef, EventKind, JobEvent};
 
+/// The longest event note the API server accepts (events.k8s.io/v1 `note`, in bytes); a longer
+/// one makes it refuse the whole event.
+pub const MAX_NOTE_BYTES: usize = 1024;
+const CUT_MARK: &str = " [... message truncated]";
+
+/// `message` cut to what the API server accepts: its start, and a mark that it was cut.
+pub fn fit_note(message: String) -> String {
+    if message.len() <= MAX_NOTE_BYTES {
+        return message;
+    }
+    let mut end = MAX_NOTE_BYTES - CUT_MARK.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT_MARK}", &message[..end])
+}
+
 /// Publishes events on a TFJob, all at once; failures are logged, never fatal.
 pub async fn publish(recorder: &Recorder, job: &TFJob, events: Vec<JobEvent>) {
     let reference = job.object_ref(&());
@@ -28,7 +45,7 @@ pub async fn publish(recorder: &Recorder, job: &TFJob, events: Vec<JobEvent>) {
             },
             action: e.reason.clone(),
             reason: e.reason,
-            note: Some(e.message),
+            note: Some(fit_note(e.message)),
             secondary: e.related.map(|(kind, name)| ObjectReference {
                 api_version: Some(
                     if kind == "TFJob" {
@@ -234,8 +251,11 @@ async fn run_one(
     }
 }
 
-/// Executes `actions` for `job` concurrently, remembers what was written in `memory` and
-/// publishes their events. Returns the first error after every action has been attempted.
+/// Executes `actions` for `job`, remembers what was written in `memory` and publishes their
+/// events. Deletes run all at once; creates run in slow-start batches of 1, 2, 4, ... as the
+/// Job controller's do: a batch with a failed create stops the batches after it, so a job whose
+/// pods cannot be created costs one failed request per pass, not one per pod. Returns the first
+/// error after the attempted actions.
 pub async fn execute(
     client: &kube::Client,
     memory: &JobMemory,
@@ -248,12 +268,25 @@ pub async fn execute(
     }
     let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     debug!(count = actions.len(), "executing actions");
-    let outcomes = join_all(
-        actions
-            .into_iter()
-            .map(|a| run_one(client, memory, job, &ns, a)),
-    )
-    .await;
+    let run = |a| run_one(client, memory, job, &ns, a);
+    let (creates, others): (Vec<Action>, Vec<Action>) =
+        actions.into_iter().partition(Action::is_create);
+    let mut outcomes = join_all(others.into_iter().map(run)).await;
+    let mut creates = creates.into_iter();
+    let mut batch_size = 1;
+    loop {
+        let batch: Vec<Action> = creates.by_ref().take(batch_size).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let done = join_all(batch.into_iter().map(run)).await;
+        let failed = done.iter().any(|o| o.error.is_some());
+        outcomes.extend(done);
+        if failed {
+            break;
+        }
+        batch_size = batch_size.saturating_mul(2);
+    }
     let mut events = Vec::new();
     let mut first_error = None;
     for o in outcomes {
@@ -264,4 +297,23 @@ pub async fn execute(
     }
     publish(recorder, job, events).await;
     first_error.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_notes_keep_their_start_and_say_they_were_cut() {
+        let short = "Created pod: a".to_string();
+        assert_eq!(fit_note(short.clone()), short);
+        let exact = "x".repeat(MAX_NOTE_BYTES);
+        assert_eq!(fit_note(exact.clone()), exact);
+        // Multi-byte characters are never split.
+        let long = format!("Error creating pod: {}", "é".repeat(2000));
+        let fitted = fit_note(long);
+        assert!(fitted.len() <= MAX_NOTE_BYTES, "{} bytes", fitted.len());
+        assert!(fitted.starts_with("Error creating pod: é"));
+        assert!(fitted.ends_with(CUT_MARK));
+    }
 }

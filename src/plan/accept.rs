@@ -2,11 +2,12 @@
 //! that will be ignored) and the check of what CEL could not see (a spec the operator cannot
 //! run fails the job with `TFJobInvalidSpec`).
 
+use super::PlanConfig;
 use super::conditions::{self, kind, reason};
 use super::pass::Pass;
 use super::{EventKind, Outcome};
+use crate::api::TFJobSpec;
 use crate::api::defaults::{EffectiveRunPolicy, NormalizedSpec, SpecError, normalize};
-use crate::api::{CleanPodPolicy, TFJobSpec};
 
 /// On the job's first pass: the `Created` condition, and a Warning for each field that will be
 /// overwritten or ignored.
@@ -66,9 +67,19 @@ fn template_restart_policies(spec: &TFJobSpec) -> Vec<&str> {
 pub(super) fn runnable_spec(
     pass: &mut Pass<'_>,
     spec: &TFJobSpec,
-    default_clean_pod_policy: CleanPodPolicy,
+    cfg: &PlanConfig,
 ) -> Option<NormalizedSpec> {
-    match normalize(spec, default_clean_pod_policy) {
+    match normalize(spec, cfg.default_clean_pod_policy) {
+        Ok(normalized) if normalized.total_replicas() > i64::from(cfg.max_replicas_per_job) => {
+            let message = format!(
+                "TFJob {} asks for {} pods, more than this operator's limit of {} per job (--max-replicas-per-job)",
+                pass.key(),
+                normalized.total_replicas(),
+                cfg.max_replicas_per_job
+            );
+            pass.fail(reason::TOO_MANY_REPLICAS, EventKind::Warning, message);
+            None
+        }
         Ok(normalized) => Some(normalized),
         Err(error) => {
             fail_invalid(pass, &error);
@@ -89,9 +100,44 @@ mod tests {
     use crate::api::defaults::effective_run_policy;
     use jiff::Timestamp;
 
+    fn cfg() -> PlanConfig {
+        crate::settings::RunSettings::defaults()
+            .controller_config()
+            .plan
+    }
+
+    #[test]
+    fn a_job_over_the_replica_limit_fails_without_building_anything() {
+        let job = tfjob("huge")
+            .uid("u")
+            .namespace("ns")
+            .ps(1)
+            .workers(i32::MAX)
+            .evaluator(i32::MAX)
+            .build();
+        let mut pass = Pass::start(&job, &[], &[], Timestamp::UNIX_EPOCH);
+        assert!(runnable_spec(&mut pass, &job.spec, &cfg()).is_none());
+        let plan = pass.into_plan(false);
+        assert_eq!(plan.outcomes, vec![Outcome::Failed]);
+        assert!(plan.actions.is_empty());
+        let failed = plan
+            .status
+            .expect("Failed")
+            .conditions
+            .pop()
+            .expect("a condition");
+        assert_eq!(failed.reason.as_deref(), Some(reason::TOO_MANY_REPLICAS));
+        assert_eq!(
+            failed.message.as_deref(),
+            Some(
+                "TFJob ns/huge asks for 4294967295 pods, more than this operator's limit of 20000 per job (--max-replicas-per-job)"
+            )
+        );
+    }
+
     fn first_pass(job: &crate::api::TFJob) -> super::super::Plan {
         let mut pass = Pass::start(job, &[], &[], Timestamp::UNIX_EPOCH);
-        let rp = effective_run_policy(&job.spec, CleanPodPolicy::Running);
+        let rp = effective_run_policy(&job.spec, crate::api::CleanPodPolicy::Running);
         first_look(&mut pass, &job.spec, &rp);
         pass.into_plan(false)
     }
@@ -129,7 +175,7 @@ mod tests {
     fn an_empty_spec_fails_with_invalid_spec() {
         let job = tfjob("a").uid("u").namespace("ns").build();
         let mut pass = Pass::start(&job, &[], &[], Timestamp::UNIX_EPOCH);
-        assert!(runnable_spec(&mut pass, &job.spec, CleanPodPolicy::Running).is_none());
+        assert!(runnable_spec(&mut pass, &job.spec, &cfg()).is_none());
         let plan = pass.into_plan(false);
         assert_eq!(plan.outcomes, vec![Outcome::Failed]);
         assert_eq!(plan.events[0].reason, reason::INVALID_SPEC);

@@ -178,6 +178,7 @@ mod tests {
             exit_code_failures: vec![],
             worker0_completed,
             budget,
+            creates_left: 0,
         };
         update(&mut pass, &spec, &replicas);
         let c = pass.status.conditions.last().cloned().unwrap_or_default();

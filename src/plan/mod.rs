@@ -19,6 +19,8 @@ mod limits;
 pub mod observed;
 mod pass;
 pub mod pipeline;
+#[cfg(test)]
+mod properties;
 mod replicas;
 mod restarts;
 mod suspend;
@@ -39,6 +41,12 @@ pub struct PlanConfig {
     pub default_clean_pod_policy: CleanPodPolicy,
     /// Cluster domain appended to host names in TF_CONFIG (upstream's `CUSTOM_CLUSTER_DOMAIN`).
     pub cluster_domain: Option<String>,
+    /// Most pods one job may have; a larger job fails with `TFJobTooManyReplicas`.
+    pub max_replicas_per_job: u32,
+    /// Most pods and services created for one job in one pass; the rest follow in the next
+    /// passes, so a huge job never holds all its desired pods (each with a TF_CONFIG naming
+    /// every replica) at once.
+    pub max_creates_per_pass: usize,
 }
 
 /// A child object to delete, by name, guarded by its UID so a newer object of the same name is
@@ -81,6 +89,13 @@ pub enum Action {
     DeleteService(ChildRef),
     /// Delete the TFJob itself (TTL after finishing).
     DeleteJob,
+}
+
+impl Action {
+    /// Whether this creates a pod or service.
+    pub fn is_create(&self) -> bool {
+        matches!(self, Action::CreatePod(_) | Action::CreateService(_))
+    }
 }
 
 /// Event severity.

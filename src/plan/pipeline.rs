@@ -29,8 +29,7 @@ pub fn plan(
     }
     let mut pass = Pass::start(job, pods, services, now);
     accept::first_look(&mut pass, &job.spec, &run_policy);
-    let Some(spec) = accept::runnable_spec(&mut pass, &job.spec, cfg.default_clean_pod_policy)
-    else {
+    let Some(spec) = accept::runnable_spec(&mut pass, &job.spec, cfg) else {
         return pass.into_plan(false);
     };
     pass.track_replica_types(&spec);

@@ -33,6 +33,18 @@ pub(super) struct Replicas {
     pub worker0_completed: bool,
     /// The restart budget after this pass.
     pub budget: RestartBudget,
+    /// Pods and services this pass may still create (`max_creates_per_pass`).
+    pub creates_left: usize,
+}
+
+impl Replicas {
+    /// Plans a create, if this pass may create one more object.
+    fn create(&mut self, action: impl FnOnce() -> Action) {
+        if self.creates_left > 0 {
+            self.creates_left -= 1;
+            self.actions.push(action());
+        }
+    }
 }
 
 /// Reconciles every replica type of `spec` against what `pass` observed.
@@ -51,6 +63,7 @@ pub(super) fn reconcile(
         exit_code_failures: Vec::new(),
         worker0_completed: !spec.replicas.contains_key(&ReplicaType::Worker),
         budget,
+        creates_left: cfg.max_creates_per_pass,
     };
     for replica in spec.replicas.values() {
         let status = reconcile_pods(&mut out, pass, spec, replica, cfg);
@@ -79,15 +92,13 @@ fn reconcile_pods(
         ..ReplicaStatus::default()
     };
     let pods = pass.children.pods_of(rtype);
-    for index in (0..replica.replicas).filter(|i| !pods.contains_key(i)) {
-        let pod = desired_pod(
-            &pass.id,
-            spec,
-            replica,
-            index,
-            cfg.cluster_domain.as_deref(),
-        );
-        out.actions.push(Action::CreatePod(Box::new(pod)));
+    let missing = (0..replica.replicas).filter(|i| !pods.contains_key(i));
+    for index in missing.take(out.creates_left) {
+        out.create(|| {
+            let domain = cfg.cluster_domain.as_deref();
+            let pod = desired_pod(&pass.id, spec, replica, index, domain);
+            Action::CreatePod(Box::new(pod))
+        });
     }
     for (&index, &pod) in &pods {
         if is_terminating(pod) {
@@ -171,9 +182,9 @@ fn reconcile_services(out: &mut Replicas, pass: &Pass<'_>, replica: &Replica) {
             out.actions.push(Action::DeleteService(ChildRef::of(svc)));
         }
     }
-    for index in (0..replica.replicas).filter(|i| !services.contains_key(i)) {
-        let svc = desired_service(&pass.id, replica, index);
-        out.actions.push(Action::CreateService(Box::new(svc)));
+    let missing = (0..replica.replicas).filter(|i| !services.contains_key(i));
+    for index in missing.take(out.creates_left) {
+        out.create(|| Action::CreateService(Box::new(desired_service(&pass.id, replica, index))));
     }
 }
 

@@ -52,6 +52,9 @@ pub struct AdmissionCase {
     pub kind: String,
     pub expect: String,
     pub patch: Value,
+    /// Paths set to null after the patch (a merge patch cannot: null deletes).
+    #[serde(default)]
+    pub nulls: Vec<Vec<String>>,
 }
 
 impl AdmissionCase {
@@ -76,6 +79,11 @@ pub fn admission_cases() -> Vec<(AdmissionCase, Value)> {
         .map(|c| {
             let mut obj = table.base.clone();
             merge_patch(&mut obj, &c.patch);
+            for path in &c.nulls {
+                if let Some(target) = path.iter().try_fold(&mut obj, |v, k| v.get_mut(k)) {
+                    *target = Value::Null;
+                }
+            }
             (c, obj)
         })
         .collect()
