@@ -2,12 +2,18 @@
 //! they fill, and kube-runtime's Controller that calls [`super::reconcile`] for each changed job.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use backon::ExponentialBuilder;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::Api;
 use kube::runtime::controller::Config as RuntimeConfig;
 use kube::runtime::reflector::{self, Store};
+use kube::runtime::utils::Backoff;
+use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
@@ -27,6 +33,75 @@ use crate::runtime::metrics::Metrics;
 /// until every object in it has been trimmed into the cache; kube's default of 500 made a
 /// restart with 1000 running jobs peak far above the steady state.
 const LIST_PAGE_SIZE: u32 = 100;
+
+/// How long a watch waits before retrying after an error: from 0.1 s, doubling, at most 2 s
+/// (kube-runtime's default grows to 30 s, so after an API server outage of some seconds the
+/// caches came back up to half a minute late); any event resets it. A 410 Gone is retried at
+/// once: it is what every watch gets from an API server that restarted, and the answer to it is
+/// a fresh list, not a pause.
+struct WatchBackoff {
+    delays: ExponentialBackoff,
+    gone: Arc<AtomicBool>,
+}
+
+impl WatchBackoff {
+    fn new() -> Self {
+        let delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(2))
+            .with_jitter()
+            .without_max_times()
+            .into();
+        Self {
+            delays,
+            gone: Arc::default(),
+        }
+    }
+}
+
+/// Notes in `gone` whether the error the stream is about to back off from is a 410 Gone.
+fn note_gone(gone: &AtomicBool, error: &watcher::Error) {
+    let is_gone = matches!(error, watcher::Error::WatchError(status) if status.code == 410);
+    gone.store(is_gone, Ordering::Relaxed);
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        if self.gone.swap(false, Ordering::Relaxed) {
+            return Some(Duration::ZERO);
+        }
+        self.delays.next()
+    }
+}
+
+impl Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.delays.reset();
+    }
+}
+
+/// `stream` retried after errors with a [`WatchBackoff`]. The errors are logged here and not
+/// passed on: kube-runtime's Controller would otherwise pause every trigger stream behind its
+/// own backoff, which grows to 30 s during an API server outage (that pause, not the watches,
+/// made jobs finish up to a minute late after one).
+fn with_backoff<S, T>(stream: S) -> impl futures::Stream<Item = Result<T, watcher::Error>>
+where
+    S: futures::Stream<Item = Result<T, watcher::Error>>,
+{
+    let backoff = WatchBackoff::new();
+    let gone = backoff.gone.clone();
+    stream
+        .inspect_err(move |e| note_gone(&gone, e))
+        .backoff(backoff)
+        .filter(|item| {
+            if let Err(error) = item {
+                debug!(%error, "watch error; retrying");
+            }
+            futures::future::ready(item.is_ok())
+        })
+}
 
 /// The API of `K` in the watched namespace, or in all namespaces.
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -62,15 +137,16 @@ where
         .page_size(LIST_PAGE_SIZE)
         .labels(MANAGED_SELECTOR);
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config).modify(trim))
-        .inspect_ok(move |event| match event {
-            watcher::Event::Apply(obj)
-            | watcher::Event::Delete(obj)
-            | watcher::Event::InitApply(obj) => seen.observe(obj),
-            watcher::Event::Init | watcher::Event::InitDone => {}
-        })
-        .default_backoff()
-        .touched_objects();
+    let events =
+        reflector::reflector(writer, watcher(api, config).modify(trim)).inspect_ok(move |event| {
+            match event {
+                watcher::Event::Apply(obj)
+                | watcher::Event::Delete(obj)
+                | watcher::Event::InitApply(obj) => seen.observe(obj),
+                watcher::Event::Init | watcher::Event::InitDone => {}
+            }
+        });
+    let stream = with_backoff(events).touched_objects();
     (store, stream)
 }
 
@@ -93,12 +169,11 @@ pub async fn run(
     let memory = JobMemory::new(seen_pods, seen_services, config.status_batch);
     let (jobs, job_writer) = reflector::store();
     let job_config = watcher::Config::default().page_size(LIST_PAGE_SIZE);
-    let job_stream = reflector::reflector(
+    let job_events = reflector::reflector(
         job_writer,
         watcher(api::<TFJob>(&client, namespace), job_config).modify(trim_tfjob),
-    )
-    .default_backoff()
-    .applied_objects();
+    );
+    let job_stream = with_backoff(job_events).applied_objects();
     let ctx = Arc::new(Context::new(
         client,
         config.clone(),

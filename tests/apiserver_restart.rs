@@ -1,0 +1,79 @@
+//! Recovery after an API server outage (issue 13): jobs in flight finish within seconds of the
+//! API server being back. Its own test binary, because it restarts the shared API server.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::cluster::{TestNs, has_condition, wait_for};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+use tfjob_operator::api::builder::tfjob;
+
+const T: Duration = Duration::from_secs(90);
+const JOBS: usize = 10;
+
+/// Ends worker 0 of `job` with exit code 0 by writing its status directly (no kwok involved:
+/// only the operator's recovery is measured).
+async fn succeed_worker0(t: &TestNs, job: &str) {
+    let status = json!({"status": {"phase": "Succeeded", "containerStatuses": [{
+        "name": "tensorflow", "image": "tf", "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+            "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:00:01Z"}}}]}});
+    t.api::<Pod>()
+        .patch_status(
+            &format!("{job}-worker-0"),
+            &PatchParams::default(),
+            &Patch::Merge(status),
+        )
+        .await
+        .expect("pod status patched");
+}
+
+#[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
+async fn jobs_in_flight_finish_within_seconds_of_the_api_server_coming_back() {
+    let t = TestNs::new("apirestart").await;
+    let op = t.operator();
+    for i in 0..JOBS {
+        t.create_job(tfjob(&format!("r{i}")).workers(1)).await;
+    }
+    t.running_pods(JOBS, T).await;
+    wait_for(t.jobs(), "all Running", T, |jobs| {
+        jobs.len() == JOBS && jobs.iter().all(|j| has_condition(j, "Running"))
+    })
+    .await;
+    // Eight seconds without an API server (plus its start): long enough for kube-runtime's
+    // default backoffs to grow past it.
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/cluster/restart-apiserver.sh"
+    );
+    let out = Command::new(script)
+        .arg(&t.dir)
+        .arg("8")
+        .output()
+        .expect("restart script runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = Instant::now();
+    for i in 0..JOBS {
+        succeed_worker0(&t, &format!("r{i}")).await;
+    }
+    wait_for(t.jobs(), "all Succeeded", T, |jobs| {
+        jobs.iter()
+            .filter(|j| has_condition(j, "Succeeded"))
+            .count()
+            == JOBS
+    })
+    .await;
+    let took = back.elapsed();
+    eprintln!("all {JOBS} jobs Succeeded {took:?} after the API server was ready again");
+    assert!(took < Duration::from_secs(2), "recovery took {took:?}");
+    t.finish(op).await;
+}
