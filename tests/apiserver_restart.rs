@@ -75,5 +75,15 @@ async fn jobs_in_flight_finish_within_seconds_of_the_api_server_coming_back() {
     let took = back.elapsed();
     eprintln!("all {JOBS} jobs Succeeded {took:?} after the API server was ready again");
     assert!(took < Duration::from_secs(2), "recovery took {took:?}");
+    // The scheduler and kwok reconnect at their own pace: leave the control plane serving pods
+    // again for the tests that follow.
+    t.create_job(tfjob("after").workers(1)).await;
+    wait_for(t.pods(), "a new pod running after the restart", T, |pods| {
+        pods.iter().any(|p| {
+            p.metadata.name.as_deref() == Some("after-worker-0")
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+    })
+    .await;
     t.finish(op).await;
 }
