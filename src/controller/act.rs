@@ -2,18 +2,24 @@
 //! publishing events. Status writes are in `status.rs`, finalizer patches in `finalizer.rs`.
 
 use futures::future::join_all;
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, PatchOperation, TestOperation};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
-use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::json;
 use tracing::{debug, warn};
 
-use super::error::{Error, is_already_exists, is_conflict, is_namespace_terminating, is_not_found};
+use super::error::{
+    Error, is_already_exists, is_conflict, is_invalid, is_namespace_terminating, is_not_found,
+};
 use super::memory::{Child, JobMemory};
 use crate::api::TFJob;
-use crate::plan::{Action, ChildRef, EventKind, JobEvent};
+use crate::plan::desired::JobIdentity;
+use crate::plan::{Action, Adoption, ChildRef, EventKind, JobEvent};
 
 /// The longest event note the API server accepts (events.k8s.io/v1 `note`, in bytes); a longer
 /// one makes it refuse the whole event.
@@ -207,6 +213,59 @@ where
     }
 }
 
+/// Makes `job` the controller of an orphan, guarded by its UID (a newer object of that name is
+/// left alone); remembers the answer so the next pass sees it adopted before the watch does.
+async fn adopt_child<K>(to: Target<'_, K>, job: &TFJob, orphan: &Adoption) -> Outcome
+where
+    K: Child + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let (ns, kind) = (to.ns, to.kind);
+    let name = &orphan.child.name;
+    let owner = JobIdentity {
+        name: job.name_any(),
+        namespace: ns.to_string(),
+        uid: to.job_uid.to_string(),
+    }
+    .owner_reference();
+    let path = |tokens: &[&str]| PointerBuf::from_tokens(tokens.iter().copied());
+    let mut ops = vec![PatchOperation::Test(TestOperation {
+        path: path(&["metadata", "uid"]),
+        value: json!(orphan.child.uid),
+    })];
+    ops.push(PatchOperation::Add(if orphan.has_owners {
+        AddOperation {
+            path: path(&["metadata", "ownerReferences", "-"]),
+            value: json!(owner),
+        }
+    } else {
+        AddOperation {
+            path: path(&["metadata", "ownerReferences"]),
+            value: json!([owner]),
+        }
+    }));
+    let patch = Patch::<K>::Json(json_patch::Patch(ops));
+    match to.api.patch(name, &PatchParams::default(), &patch).await {
+        Ok(adopted) => {
+            to.memory.created(to.job_uid, adopted);
+            ok(normal(
+                &format!("Adopted{}", kind.kind),
+                format!(
+                    "Adopted {} {name}, which had the job's labels and no controller",
+                    kind.noun
+                ),
+                (kind.kind, name),
+            ))
+        }
+        // Gone, replaced, or claimed by someone else meanwhile: the next pass sees which.
+        Err(e) if is_not_found(&e) || is_conflict(&e) || is_invalid(&e) => ok(None),
+        Err(e) => failed(
+            &format!("FailedAdopt{}", kind.kind),
+            format!("adopting {} {ns}/{name}", kind.noun),
+            e,
+        ),
+    }
+}
+
 async fn run_one(
     client: &kube::Client,
     memory: &JobMemory,
@@ -235,6 +294,8 @@ async fn run_one(
         Action::DeletePod(child) => delete_child(pods(), &child, None).await,
         Action::ForceDeletePod(child) => delete_child(pods(), &child, Some(0)).await,
         Action::DeleteService(child) => delete_child(services(), &child, None).await,
+        Action::AdoptPod(orphan) => adopt_child(pods(), job, &orphan).await,
+        Action::AdoptService(orphan) => adopt_child(services(), job, &orphan).await,
         Action::DeleteJob => {
             let jobs: Api<TFJob> = Api::namespaced(client.clone(), ns);
             let name = job.name_any();

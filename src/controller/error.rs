@@ -65,6 +65,11 @@ pub fn is_already_exists(err: &kube::Error) -> bool {
     status(err).is_some_and(kube::core::Status::is_already_exists)
 }
 
+/// Whether the API server refused a write as invalid (422; e.g. a JSON patch whose test failed).
+pub fn is_invalid(err: &kube::Error) -> bool {
+    status(err).is_some_and(kube::core::Status::is_invalid)
+}
+
 /// Whether a write lost a race (409 Conflict: stale resourceVersion or failed precondition).
 pub fn is_conflict(err: &kube::Error) -> bool {
     status(err).is_some_and(kube::core::Status::is_conflict)

@@ -45,7 +45,7 @@ pub fn plan_cleanup(
         plan.done = true;
         return plan;
     }
-    let OwnedChildren { pods, services } = OwnedChildren::of(uid, pods, services);
+    let OwnedChildren { pods, services, .. } = OwnedChildren::of(uid, pods, services);
     if pods.is_empty() && services.is_empty() {
         plan.done = true;
         return plan;

@@ -40,6 +40,8 @@ pub mod reason {
     pub const RESUMED: &str = "TFJobResumed";
     /// The spec is invalid (something the CRD validation could not catch).
     pub const INVALID_SPEC: &str = "TFJobInvalidSpec";
+    /// A pod or service the job needs is held by another controller.
+    pub const CHILD_CONFLICT: &str = "TFJobChildConflict";
     /// The job asks for more pods than the operator's `--max-replicas-per-job`.
     pub const TOO_MANY_REPLICAS: &str = "TFJobTooManyReplicas";
 }

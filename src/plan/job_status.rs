@@ -83,6 +83,19 @@ fn success_or_running(
                 .event(EventKind::Normal, reason::SUCCEEDED, message);
             pass.plan.outcomes.push(Outcome::Succeeded);
         }
+    } else if let Some(taken) = replicas.blocked.first() {
+        let message = format!(
+            "TFJob {job} cannot run all its replicas: {} {} is controlled by {}.",
+            taken.kind, taken.name, taken.owner
+        );
+        conditions::set(
+            &mut pass.status,
+            kind::RUNNING,
+            false,
+            reason::CHILD_CONFLICT,
+            message,
+            now,
+        );
     } else if counts.active > 0 {
         let message = format!("TFJob {job} is running.");
         conditions::set(
@@ -179,6 +192,7 @@ mod tests {
             worker0_completed,
             budget,
             creates_left: 0,
+            blocked: vec![],
         };
         update(&mut pass, &spec, &replicas);
         let c = pass.status.conditions.last().cloned().unwrap_or_default();

@@ -69,6 +69,25 @@ impl ChildRef {
     }
 }
 
+/// An orphan to adopt: which object, and whether it already has (non-controller) owners.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Adoption {
+    /// The object (its UID is checked by the patch).
+    pub child: ChildRef,
+    /// Whether `metadata.ownerReferences` exists (append to it) or not (create it).
+    pub has_owners: bool,
+}
+
+impl Adoption {
+    /// The adoption of `obj`.
+    pub fn of<K: kube::Resource>(obj: &K) -> Self {
+        Self {
+            child: ChildRef::of(obj),
+            has_owners: !kube::ResourceExt::owner_references(obj).is_empty(),
+        }
+    }
+}
+
 /// The sooner of an already planned requeue and `after`.
 pub fn sooner(current: Option<Duration>, after: Duration) -> Duration {
     current.map_or(after, |existing| existing.min(after))
@@ -89,6 +108,10 @@ pub enum Action {
     DeleteService(ChildRef),
     /// Delete the TFJob itself (TTL after finishing).
     DeleteJob,
+    /// Make the job the controller of a pod with its labels and no controller.
+    AdoptPod(Adoption),
+    /// Make the job the controller of a service with its labels and no controller.
+    AdoptService(Adoption),
 }
 
 impl Action {

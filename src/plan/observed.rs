@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 
 use crate::api::ReplicaType;
@@ -28,23 +29,52 @@ pub struct OwnedChildren<'a> {
     pub pods: Vec<&'a Pod>,
     /// The job's services, terminating ones included.
     pub services: Vec<&'a Service>,
+    /// Live pods with the job's labels and no controller: the job adopts them.
+    pub orphan_pods: Vec<&'a Pod>,
+    /// Live services with the job's labels and no controller: the job adopts them.
+    pub orphan_services: Vec<&'a Service>,
+    /// Objects with the job's labels controlled by something else: never touched.
+    pub foreign: Vec<Foreign>,
+}
+
+/// An object with a job's labels that another controller owns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Foreign {
+    /// "Pod" or "Service".
+    pub kind: &'static str,
+    /// Its name.
+    pub name: String,
+    /// Its controller, as "Kind/name".
+    pub owner: String,
 }
 
 impl<'a> OwnedChildren<'a> {
-    /// The objects of `pods` and `services` controlled by the job with UID `job_uid`.
+    /// The objects of `pods` and `services` controlled by the job with UID `job_uid` (what its
+    /// deletion deletes).
     pub fn of(job_uid: &str, pods: &'a [Arc<Pod>], services: &'a [Arc<Service>]) -> Self {
         Self {
-            pods: pods
-                .iter()
-                .map(AsRef::as_ref)
-                .filter(|pod| controlled_by(*pod, job_uid))
-                .collect(),
-            services: services
-                .iter()
-                .map(AsRef::as_ref)
-                .filter(|svc| controlled_by(*svc, job_uid))
-                .collect(),
+            pods: controlled(pods, job_uid),
+            services: controlled(services, job_uid),
+            orphan_pods: Vec::new(),
+            orphan_services: Vec::new(),
+            foreign: Vec::new(),
         }
+    }
+
+    /// What a live job may claim: its own objects and, as Kubernetes' ControllerRefManager
+    /// does, live objects with its labels and no controller (adopted: counted as its own from
+    /// now on); objects controlled by others are listed in `foreign`.
+    pub fn claim(job_uid: &str, pods: &'a [Arc<Pod>], services: &'a [Arc<Service>]) -> Self {
+        let mut claimed = Self::of(job_uid, pods, services);
+        claimed.orphan_pods = orphans(pods);
+        claimed.orphan_services = orphans(services);
+        claimed.pods.extend(&claimed.orphan_pods);
+        claimed.services.extend(&claimed.orphan_services);
+        claimed.foreign = foreign("Pod", pods, job_uid);
+        claimed
+            .foreign
+            .extend(foreign("Service", services, job_uid));
+        claimed
     }
 
     /// Pods not being deleted yet.
@@ -77,6 +107,40 @@ impl<'a> OwnedChildren<'a> {
     pub fn services_of(&self, rtype: ReplicaType) -> BTreeMap<i32, &'a Service> {
         by_index(&self.services, rtype)
     }
+}
+
+fn controlled<'a, K: kube::Resource>(objs: &'a [Arc<K>], uid: &str) -> Vec<&'a K> {
+    objs.iter()
+        .map(AsRef::as_ref)
+        .filter(|obj| controlled_by(*obj, uid))
+        .collect()
+}
+
+/// The controller ownerReference of an object, if any.
+fn controller<K: kube::Resource>(obj: &K) -> Option<&OwnerReference> {
+    obj.owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true))
+}
+
+fn orphans<K: kube::Resource>(objs: &[Arc<K>]) -> Vec<&K> {
+    objs.iter()
+        .map(AsRef::as_ref)
+        .filter(|obj| controller(*obj).is_none() && !is_terminating(*obj))
+        .collect()
+}
+
+fn foreign<K: kube::Resource>(kind: &'static str, objs: &[Arc<K>], uid: &str) -> Vec<Foreign> {
+    objs.iter()
+        .filter_map(|obj| {
+            let owner = controller(obj.as_ref()).filter(|o| o.uid != uid)?;
+            Some(Foreign {
+                kind,
+                name: obj.name_any(),
+                owner: format!("{}/{}", owner.kind, owner.name),
+            })
+        })
+        .collect()
 }
 
 /// Objects of one replica type keyed by their index label; the first of each index wins.

@@ -13,7 +13,7 @@ use super::conditions::{self, kind};
 use super::desired::JobIdentity;
 use super::observed::OwnedChildren;
 use super::replicas::Replicas;
-use super::{Action, ChildRef, EventKind, Outcome, Plan};
+use super::{Action, Adoption, ChildRef, EventKind, Outcome, Plan};
 use crate::api::defaults::NormalizedSpec;
 use crate::api::{TFJob, TFJobStatus};
 
@@ -48,7 +48,7 @@ impl<'a> Pass<'a> {
         };
         let stored = job.status.clone().unwrap_or_default();
         Self {
-            children: OwnedChildren::of(&id.uid, pods, services),
+            children: OwnedChildren::claim(&id.uid, pods, services),
             status: stored.clone(),
             stored,
             id,
@@ -84,6 +84,23 @@ impl<'a> Pass<'a> {
             let key = rtype.canonical().to_string();
             self.status.replica_statuses.entry(key).or_default();
         }
+    }
+
+    /// Adopts the live pods and services with the job's labels and no controller (they are
+    /// counted as the job's from this pass on).
+    pub fn adopt_orphans(&mut self) {
+        let pods = self
+            .children
+            .orphan_pods
+            .iter()
+            .map(|p| Action::AdoptPod(Adoption::of(*p)));
+        let services = self
+            .children
+            .orphan_services
+            .iter()
+            .map(|s| Action::AdoptService(Adoption::of(*s)));
+        let adoptions: Vec<Action> = pods.chain(services).collect();
+        self.plan.actions.extend(adoptions);
     }
 
     /// Takes the replicas stage's actions, events and restarts into the plan.

@@ -33,6 +33,7 @@ pub fn plan(
         return pass.into_plan(false);
     };
     pass.track_replica_types(&spec);
+    pass.adopt_orphans();
     if conditions::is_finished(&pass.status) {
         finish::finished(&mut pass, &run_policy);
         return pass.into_plan(false);

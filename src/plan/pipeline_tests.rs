@@ -779,6 +779,9 @@ fn foreign_pods_are_ignored() {
     let j = started(job().workers(1).build());
     let mut other = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
     other.metadata.owner_references.as_mut().unwrap()[0].uid = "someone-else".into();
+    // Another controller's pod with the job's labels but another name: not counted as the
+    // job's, and it does not keep the job from creating its own.
+    other.metadata.name = Some("someone-elses-pod".into());
     let p = plan(&j, &[Arc::new(other)], &[], now(), &cfg());
     assert_eq!(creates(&p).0, vec!["test-tfjob-worker-0"]);
 }
@@ -869,4 +872,66 @@ fn outcomes_count_each_restarted_pod_once_and_each_transition_once() {
             .outcomes
             .is_empty()
     );
+}
+
+#[test]
+fn orphans_with_the_jobs_labels_are_adopted_and_counted() {
+    let j = started(job().workers(2).build());
+    let mut orphan = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
+    orphan.metadata.owner_references = None;
+    let pods = vec![
+        Arc::new(orphan),
+        pod(&j, ReplicaType::Worker, 1, "Running", None),
+    ];
+    let p = plan(&j, &pods, &services(&j), now(), &cfg());
+    let adopted: Vec<&str> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::AdoptPod(o) => Some(o.child.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(adopted, vec!["test-tfjob-worker-0"]);
+    assert!(creates(&p).0.is_empty(), "not created again");
+    assert_eq!(status(&p).replica_statuses["Worker"].active, 2);
+    assert!(is_true(status(&p), kind::RUNNING));
+}
+
+#[test]
+fn a_pod_controlled_by_someone_else_is_left_alone_and_named() {
+    let j = started(job().workers(2).build());
+    let mut foreign = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
+    if let Some(owner) = foreign
+        .metadata
+        .owner_references
+        .as_mut()
+        .and_then(|o| o.first_mut())
+    {
+        owner.uid = "other-uid".into();
+        owner.kind = "ReplicaSet".into();
+        owner.name = "squatter".into();
+    }
+    let pods = vec![
+        Arc::new(foreign),
+        pod(&j, ReplicaType::Worker, 1, "Running", None),
+    ];
+    let p = plan(&j, &pods, &services(&j), now(), &cfg());
+    assert!(creates(&p).0.is_empty(), "its name is taken: no create");
+    assert!(deletes(&p).0.is_empty(), "and it is never deleted");
+    let warning = p
+        .events
+        .iter()
+        .find(|e| e.reason == "FailedCreatePod")
+        .expect("a warning");
+    assert_eq!(warning.kind, EventKind::Warning);
+    assert!(
+        warning.message.contains("test-tfjob-worker-0")
+            && warning.message.contains("ReplicaSet/squatter"),
+        "{}",
+        warning.message
+    );
+    let running = get(status(&p), kind::RUNNING).expect("Running condition");
+    assert_eq!(running.status, "False");
+    assert_eq!(running.reason.as_deref(), Some("TFJobChildConflict"));
 }

@@ -8,11 +8,12 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use super::desired::{desired_pod, desired_service};
-use super::observed::{exit_code, is_terminating, phase};
+use super::observed::{Foreign, exit_code, is_terminating, phase};
 use super::pass::Pass;
 use super::restarts::{FailedPod, RestartBudget, failed_pod};
 use super::{Action, ChildRef, EventKind, JobEvent, PlanConfig};
 use crate::api::defaults::{NormalizedSpec, Replica};
+use crate::api::labels::replica_name;
 use crate::api::{ReplicaStatus, ReplicaType};
 
 /// What the pass over the replicas found and decided.
@@ -35,9 +36,39 @@ pub(super) struct Replicas {
     pub budget: RestartBudget,
     /// Pods and services this pass may still create (`max_creates_per_pass`).
     pub creates_left: usize,
+    /// Objects holding a name the job needs, controlled by something else.
+    pub blocked: Vec<Foreign>,
 }
 
 impl Replicas {
+    /// Whether the name of `kind` `index` of `replica` is free to create; if another
+    /// controller's object holds it, a Warning says so and the object is left alone.
+    fn name_free(&mut self, pass: &Pass<'_>, kind: &str, replica: &Replica, index: i32) -> bool {
+        if pass.children.foreign.is_empty() {
+            return true;
+        }
+        let name = replica_name(&pass.id.name, replica.rtype, index);
+        let Some(taken) = pass
+            .children
+            .foreign
+            .iter()
+            .find(|f| f.kind == kind && f.name == name)
+        else {
+            return true;
+        };
+        self.events.push(JobEvent {
+            kind: EventKind::Warning,
+            reason: format!("FailedCreate{kind}"),
+            message: format!(
+                "{kind} {}/{name} already exists and is controlled by {}; it is left alone: delete it, or rename this TFJob, so the job can create its own",
+                pass.id.namespace, taken.owner
+            ),
+            related: Some((taken.kind, name)),
+        });
+        self.blocked.push(taken.clone());
+        false
+    }
+
     /// Plans a create, if this pass may create one more object.
     fn create(&mut self, action: impl FnOnce() -> Action) {
         if self.creates_left > 0 {
@@ -64,6 +95,7 @@ pub(super) fn reconcile(
         worker0_completed: !spec.replicas.contains_key(&ReplicaType::Worker),
         budget,
         creates_left: cfg.max_creates_per_pass,
+        blocked: Vec::new(),
     };
     for replica in spec.replicas.values() {
         let status = reconcile_pods(&mut out, pass, spec, replica, cfg);
@@ -93,7 +125,13 @@ fn reconcile_pods(
     };
     let pods = pass.children.pods_of(rtype);
     let missing = (0..replica.replicas).filter(|i| !pods.contains_key(i));
-    for index in missing.take(out.creates_left) {
+    for index in missing {
+        if out.creates_left == 0 {
+            break;
+        }
+        if !out.name_free(pass, "Pod", replica, index) {
+            continue;
+        }
         out.create(|| {
             let domain = cfg.cluster_domain.as_deref();
             let pod = desired_pod(&pass.id, spec, replica, index, domain);
@@ -183,8 +221,14 @@ fn reconcile_services(out: &mut Replicas, pass: &Pass<'_>, replica: &Replica) {
         }
     }
     let missing = (0..replica.replicas).filter(|i| !services.contains_key(i));
-    for index in missing.take(out.creates_left) {
-        out.create(|| Action::CreateService(Box::new(desired_service(&pass.id, replica, index))));
+    for index in missing {
+        if out.creates_left == 0 {
+            break;
+        }
+        if out.name_free(pass, "Service", replica, index) {
+            let svc = desired_service(&pass.id, replica, index);
+            out.create(|| Action::CreateService(Box::new(svc)));
+        }
     }
 }
 
