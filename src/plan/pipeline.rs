@@ -63,8 +63,10 @@ pub fn plan(
     pass.take_decisions_of(&mut replicas);
     job_status::update(&mut pass, &spec, &replicas);
     if conditions::is_finished(&pass.status) {
-        // Finished in this pass: clean up and close the books now rather than in another
-        // reconcile (one status write fewer per job).
+        // Finished in this pass: nothing new is created for it (a replica missing because an
+        // earlier pass cleaned it up just before a crash stays missing), and it is cleaned up
+        // and its books closed now rather than in another reconcile (one status write fewer).
+        pass.plan.actions.retain(|a| !a.is_create());
         finish::finished(&mut pass, &run_policy);
     }
     let may_wait = batching::may_wait(&pass.stored, &pass.status, &spec, &replicas);

@@ -935,3 +935,14 @@ fn a_pod_controlled_by_someone_else_is_left_alone_and_named() {
     assert_eq!(running.status, "False");
     assert_eq!(running.reason.as_deref(), Some("TFJobChildConflict"));
 }
+
+#[test]
+fn a_job_that_finishes_in_this_pass_gets_no_new_pods() {
+    // The previous pass deleted the PS (cleanPodPolicy Running) and the operator died before
+    // writing Succeeded: the PS is missing, worker 0 has succeeded.
+    let j = started(job().ps(1).workers(1).build());
+    let done = vec![pod(&j, ReplicaType::Worker, 0, "Succeeded", Some(0))];
+    let p = plan(&j, &done, &services(&j), now(), &cfg());
+    assert!(is_true(status(&p), kind::SUCCEEDED));
+    assert!(creates(&p).0.is_empty(), "no PS created for a finished job");
+}

@@ -275,7 +275,7 @@ impl Drop for Operator {
 
 /// The backoff of the tests' own watches: retry within half a second, so that a test measuring
 /// how fast the operator recovers does not measure its own watch's backoff instead.
-fn quick_retry() -> kube::runtime::watcher::ExponentialBackoff {
+pub fn quick_retry() -> kube::runtime::watcher::ExponentialBackoff {
     backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(50))
         .with_max_delay(Duration::from_millis(500))
