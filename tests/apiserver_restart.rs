@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::cluster::{TestNs, has_condition, wait_for};
+use common::cluster::{TestNs, has_condition, restart_api_server, wait_for, wait_settled};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
@@ -47,20 +46,7 @@ async fn jobs_in_flight_finish_within_seconds_of_the_api_server_coming_back() {
     .await;
     // Eight seconds without an API server (plus its start): long enough for kube-runtime's
     // default backoffs to grow past it.
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/cluster/restart-apiserver.sh"
-    );
-    let out = Command::new(script)
-        .arg(&t.dir)
-        .arg("8")
-        .output()
-        .expect("restart script runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    restart_api_server(&t.dir, 8);
     let back = Instant::now();
     for i in 0..JOBS {
         succeed_worker0(&t, &format!("r{i}")).await;
@@ -75,8 +61,9 @@ async fn jobs_in_flight_finish_within_seconds_of_the_api_server_coming_back() {
     let took = back.elapsed();
     eprintln!("all {JOBS} jobs Succeeded {took:?} after the API server was ready again");
     assert!(took < Duration::from_secs(2), "recovery took {took:?}");
-    // The scheduler and kwok reconnect at their own pace: leave the control plane serving pods
-    // again for the tests that follow.
+    // The controller manager, the scheduler and kwok reconnect at their own pace: leave the
+    // control plane serving new namespaces and pods again for the tests that follow.
+    wait_settled(&t.dir);
     t.create_job(tfjob("after").workers(1)).await;
     wait_for(t.pods(), "a new pod running after the restart", T, |pods| {
         pods.iter().any(|p| {

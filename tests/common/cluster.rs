@@ -273,6 +273,34 @@ impl Drop for Operator {
     }
 }
 
+/// Restarts the cluster's kube-apiserver after `down_secs` without it (tests/cluster/
+/// restart-apiserver.sh); returns once it is ready again.
+pub fn restart_api_server(dir: &std::path::Path, down_secs: u32) {
+    run_script("restart-apiserver.sh", dir, &[down_secs.to_string()]);
+}
+
+/// Waits until the control plane serves new namespaces again after an API server restart
+/// (tests/cluster/settled.sh), so that the tests after this one find it working.
+pub fn wait_settled(dir: &std::path::Path) {
+    run_script("settled.sh", dir, &[]);
+}
+
+fn run_script(name: &str, dir: &std::path::Path, args: &[String]) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/cluster")
+        .join(name);
+    let out = std::process::Command::new(&script)
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {name}: {e}"));
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The backoff of the tests' own watches: retry within half a second, so that a test measuring
 /// how fast the operator recovers does not measure its own watch's backoff instead.
 pub fn quick_retry() -> kube::runtime::watcher::ExponentialBackoff {
