@@ -61,6 +61,17 @@ async fn jobs_in_flight_finish_within_seconds_of_the_api_server_coming_back() {
     let took = back.elapsed();
     eprintln!("all {JOBS} jobs Succeeded {took:?} after the API server was ready again");
     assert!(took < Duration::from_secs(2), "recovery took {took:?}");
+    // The watches failed moments ago: /readyz says so, then recovers by itself.
+    assert!(!op.metrics.is_ready(), "not ready right after watch errors");
+    let unready_since = Instant::now();
+    while !op.metrics.is_ready() {
+        assert!(
+            unready_since.elapsed() < Duration::from_secs(15),
+            "never ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("ready again {:?} later", unready_since.elapsed());
     // The controller manager, the scheduler and kwok reconnect at their own pace: leave the
     // control plane serving new namespaces and pods again for the tests that follow.
     wait_settled(&t.dir);

@@ -86,7 +86,10 @@ impl Backoff for WatchBackoff {
 /// passed on: kube-runtime's Controller would otherwise pause every trigger stream behind its
 /// own backoff, which grows to 30 s during an API server outage (that pause, not the watches,
 /// made jobs finish up to a minute late after one).
-fn with_backoff<S, T>(stream: S) -> impl futures::Stream<Item = Result<T, watcher::Error>>
+fn with_backoff<S, T>(
+    stream: S,
+    metrics: Arc<Metrics>,
+) -> impl futures::Stream<Item = Result<T, watcher::Error>>
 where
     S: futures::Stream<Item = Result<T, watcher::Error>>,
 {
@@ -95,9 +98,10 @@ where
     stream
         .inspect_err(move |e| note_gone(&gone, e))
         .backoff(backoff)
-        .filter(|item| {
+        .filter(move |item| {
             if let Err(error) = item {
                 debug!(%error, "watch error; retrying");
+                metrics.watch_failed();
             }
             futures::future::ready(item.is_ok())
         })
@@ -120,6 +124,7 @@ fn child_cache<K>(
     api: Api<K>,
     trim: fn(&mut K),
     seen: SeenRevision,
+    metrics: Arc<Metrics>,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -146,7 +151,7 @@ where
                 watcher::Event::Init | watcher::Event::InitDone => {}
             }
         });
-    let stream = with_backoff(events).touched_objects();
+    let stream = with_backoff(events, metrics).touched_objects();
     (store, stream)
 }
 
@@ -159,12 +164,17 @@ pub async fn run(
 ) {
     let namespace = config.namespace.as_deref();
     let (seen_pods, seen_services) = (SeenRevision::default(), SeenRevision::default());
-    let (pods, pod_stream) =
-        child_cache(api::<Pod>(&client, namespace), trim_pod, seen_pods.clone());
+    let (pods, pod_stream) = child_cache(
+        api::<Pod>(&client, namespace),
+        trim_pod,
+        seen_pods.clone(),
+        metrics.clone(),
+    );
     let (services, svc_stream) = child_cache(
         api::<Service>(&client, namespace),
         trim_service,
         seen_services.clone(),
+        metrics.clone(),
     );
     let memory = JobMemory::new(seen_pods, seen_services, config.status_batch);
     let (jobs, job_writer) = reflector::store();
@@ -173,7 +183,7 @@ pub async fn run(
         job_writer,
         watcher(api::<TFJob>(&client, namespace), job_config).modify(trim_tfjob),
     );
-    let job_stream = with_backoff(job_events).applied_objects();
+    let job_stream = with_backoff(job_events, metrics.clone()).applied_objects();
     let ctx = Arc::new(Context::new(
         client,
         config.clone(),

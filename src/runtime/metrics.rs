@@ -1,8 +1,8 @@
 //! Prometheus metrics: upstream's `training_operator_jobs_*_total` counters (so existing
 //! dashboards keep working) and the reconciler's own health.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -60,7 +60,16 @@ pub struct Metrics {
     /// Reconcile duration in seconds.
     pub reconcile_duration: Histogram,
     ready: AtomicBool,
+    /// When the process started; watch errors are kept as milliseconds since then.
+    started: Instant,
+    /// Milliseconds after `started` of the latest watch error, plus one (0: none yet).
+    last_watch_error: AtomicU64,
 }
+
+/// How long the caches count as possibly stale after a watch error: a watch that keeps failing
+/// (an API server outage) keeps `/readyz` failing, and one that recovered makes it ready again
+/// by itself this long after its last error.
+pub const STALE_AFTER_WATCH_ERROR: Duration = Duration::from_secs(5);
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -82,6 +91,8 @@ impl Metrics {
             reconcile_errors: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             ready: AtomicBool::new(false),
+            started: Instant::now(),
+            last_watch_error: AtomicU64::new(0),
             registry: Registry::default(),
         };
         let op = registry.sub_registry_with_prefix("training_operator");
@@ -150,9 +161,30 @@ impl Metrics {
         self.ready.store(true, Ordering::Relaxed);
     }
 
-    /// Whether the operator is ready.
+    /// Notes that a watch failed (its cache may be stale until it has re-listed or resumed).
+    pub fn watch_failed(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_watch_error
+            .store(ms.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// Whether the operator is ready: caches synced, and no watch error in the last
+    /// [`STALE_AFTER_WATCH_ERROR`].
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.is_ready_at(Instant::now())
+    }
+
+    fn is_ready_at(&self, now: Instant) -> bool {
+        if !self.ready.load(Ordering::Relaxed) {
+            return false;
+        }
+        match self.last_watch_error.load(Ordering::Relaxed) {
+            0 => true,
+            at => {
+                let error = self.started + Duration::from_millis(at - 1);
+                now.saturating_duration_since(error) >= STALE_AFTER_WATCH_ERROR
+            }
+        }
     }
 
     /// The metrics in Prometheus text format.
@@ -188,6 +220,21 @@ mod tests {
         has("restarted", "ns1", 3);
         has("failed", "ns2", 1);
         has("deleted", "ns2", 1);
+    }
+
+    #[test]
+    fn a_watch_error_makes_it_unready_until_the_watches_have_been_quiet() {
+        let m = Metrics::new();
+        assert!(!m.is_ready(), "not before the caches synced");
+        m.set_ready();
+        assert!(m.is_ready());
+        m.watch_failed();
+        let now = Instant::now();
+        assert!(!m.is_ready_at(now));
+        assert!(
+            m.is_ready_at(now + STALE_AFTER_WATCH_ERROR),
+            "ready again by itself"
+        );
     }
 
     #[test]

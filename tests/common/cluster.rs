@@ -229,6 +229,8 @@ fn rand_u32() -> u32 {
 
 /// The operator running in this test process.
 pub struct Operator {
+    /// Its metrics and readiness, as `/metrics` and `/readyz` serve them.
+    pub metrics: Arc<tfjob_operator::runtime::metrics::Metrics>,
     stop: Option<oneshot::Sender<()>>,
     handle: tokio::task::JoinHandle<()>,
 }
@@ -237,10 +239,16 @@ impl Operator {
     pub fn start(client: Client, config: ControllerConfig) -> Self {
         let (tx, rx) = oneshot::channel::<()>();
         let metrics = std::sync::Arc::new(tfjob_operator::runtime::metrics::Metrics::new());
-        let handle = tokio::spawn(controller::run(client, config, metrics, async move {
-            let _ = rx.await;
-        }));
+        let handle = tokio::spawn(controller::run(
+            client,
+            config,
+            metrics.clone(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
         Self {
+            metrics,
             stop: Some(tx),
             handle,
         }
