@@ -75,6 +75,13 @@ impl Remembered {
     }
 }
 
+/// Removes the entry of `uid` if nothing is left in it.
+fn drop_if_empty(jobs: &mut HashMap<String, Remembered>, uid: &str) {
+    if jobs.get(uid).is_some_and(Remembered::is_empty) {
+        jobs.remove(uid);
+    }
+}
+
 /// The controller's memory of every job, by UID.
 #[derive(Debug)]
 pub struct JobMemory {
@@ -107,15 +114,21 @@ impl JobMemory {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs `f` on the job's memory, dropping the entry if nothing is left in it.
+    /// Runs `f` on the job's memory, made if needed, dropping the entry if nothing is left in it.
     fn with<T>(&self, uid: &str, f: impl FnOnce(&mut Remembered) -> T) -> T {
         let mut jobs = self.jobs();
-        let job = jobs.entry(uid.to_string()).or_default();
-        let result = f(job);
-        if job.is_empty() {
-            jobs.remove(uid);
-        }
+        let result = f(jobs.entry(uid.to_string()).or_default());
+        drop_if_empty(&mut jobs, uid);
         result
+    }
+
+    /// Runs `f` on the job's memory if there is any: the lookups every reconcile makes neither
+    /// allocate nor insert for the many jobs with nothing remembered.
+    fn with_existing<T>(&self, uid: &str, f: impl FnOnce(&mut Remembered) -> T) -> Option<T> {
+        let mut jobs = self.jobs();
+        let result = f(jobs.get_mut(uid)?);
+        drop_if_empty(&mut jobs, uid);
+        Some(result)
     }
 
     /// Forgets everything about the job with `uid` (it is gone).
@@ -139,7 +152,7 @@ impl JobMemory {
     pub fn with_our_status(&self, job: Arc<TFJob>) -> Arc<TFJob> {
         let Some(uid) = job.uid() else { return job };
         let cached_rv = job.metadata.resource_version.clone();
-        let ours = self.with(&uid, |m| {
+        let ours = self.with_existing(&uid, |m| {
             let newer = m.last_status.as_ref().is_some_and(|(rv, _)| {
                 parse_revision(Some(rv)) > parse_revision(cached_rv.as_deref())
                     && parse_revision(cached_rv.as_deref()).is_some()
@@ -152,7 +165,9 @@ impl JobMemory {
                 None
             }
         });
-        let Some((rv, status)) = ours else { return job };
+        let Some((rv, status)) = ours.flatten() else {
+            return job;
+        };
         let mut fresher = (*job).clone();
         fresher.metadata.resource_version = Some(rv);
         fresher.status = Some(status);
@@ -199,7 +214,7 @@ impl JobMemory {
 
     /// The job has no status change waiting.
     pub fn nothing_to_write(&self, uid: &str) {
-        self.with(uid, |m| m.batch_since = None);
+        self.with_existing(uid, |m| m.batch_since = None);
     }
 
     // --- our pod and service writes ---------------------------------------------------------
@@ -230,7 +245,13 @@ impl JobMemory {
     /// caught up with yet.
     pub fn overlay<K: Child>(&self, job_uid: &str, cached: Vec<Arc<K>>) -> Vec<Arc<K>> {
         let seen = K::seen(self).get();
-        self.with(job_uid, |m| K::writes(m).overlay(cached, seen))
+        let mut jobs = self.jobs();
+        let Some(job) = jobs.get_mut(job_uid) else {
+            return cached;
+        };
+        let shown = K::writes(job).overlay(cached, seen);
+        drop_if_empty(&mut jobs, job_uid);
+        shown
     }
 
     // --- error backoff -----------------------------------------------------------------------
@@ -248,7 +269,7 @@ impl JobMemory {
 
     /// A reconcile succeeded: the backoff starts over.
     pub fn succeeded(&self, uid: &str) {
-        self.with(uid, |m| m.failures = 0);
+        self.with_existing(uid, |m| m.failures = 0);
     }
 }
 
