@@ -63,7 +63,8 @@ struct Defaults {
 }
 
 impl RunSettings {
-    /// Every setting at its default (as if no flag and no environment variable were given).
+    /// Every setting as `tfjob-operator run` without flags has it: the defaults, or the
+    /// environment variables that are set.
     pub fn defaults() -> Self {
         // Only the defaults above are read; parsing an empty command line cannot fail.
         match Defaults::try_parse_from(["tfjob-operator"]) {

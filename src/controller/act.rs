@@ -2,8 +2,6 @@
 //! publishing events. Status writes are in `status.rs`, finalizer patches in `finalizer.rs`.
 
 use futures::future::join_all;
-use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, PatchOperation, TestOperation};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -16,6 +14,7 @@ use tracing::{debug, warn};
 use super::error::{
     Error, is_already_exists, is_conflict, is_invalid, is_namespace_terminating, is_not_found,
 };
+use super::json_patch_ops as ops;
 use super::memory::{Child, JobMemory};
 use crate::api::TFJob;
 use crate::plan::desired::JobIdentity;
@@ -227,23 +226,13 @@ where
         uid: to.job_uid.to_string(),
     }
     .owner_reference();
-    let path = |tokens: &[&str]| PointerBuf::from_tokens(tokens.iter().copied());
-    let mut ops = vec![PatchOperation::Test(TestOperation {
-        path: path(&["metadata", "uid"]),
-        value: json!(orphan.child.uid),
-    })];
-    ops.push(PatchOperation::Add(if orphan.has_owners {
-        AddOperation {
-            path: path(&["metadata", "ownerReferences", "-"]),
-            value: json!(owner),
-        }
+    let claim = if orphan.has_owners {
+        ops::add(&["metadata", "ownerReferences", "-"], json!(owner))
     } else {
-        AddOperation {
-            path: path(&["metadata", "ownerReferences"]),
-            value: json!([owner]),
-        }
-    }));
-    let patch = Patch::<K>::Json(json_patch::Patch(ops));
+        ops::add(&["metadata", "ownerReferences"], json!([owner]))
+    };
+    let guard = ops::test(&["metadata", "uid"], json!(orphan.child.uid));
+    let patch = Patch::<K>::Json(json_patch::Patch(vec![guard, claim]));
     match to.api.patch(name, &PatchParams::default(), &patch).await {
         Ok(adopted) => {
             to.memory.created(to.job_uid, adopted);

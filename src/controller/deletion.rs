@@ -33,7 +33,7 @@ pub(super) async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, E
     );
     if decision.done {
         debug!("children gone; releasing the TFJob");
-        finalizer::release(&ctx.jobs_api(&job)?, &job).await?;
+        finalizer::release(&ctx.jobs_api(&job)?, job.as_ref()).await?;
         ctx.memory.forget(&uid);
         return Ok(Requeue::await_change());
     }

@@ -41,7 +41,7 @@ impl Calls {
         self.0.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
-    /// Calls other than event writes, as "METHOD last-path-segments".
+    /// Calls other than event writes, in order.
     pub fn writes(&self) -> Vec<Call> {
         self.all().into_iter().filter(|c| !c.is_event()).collect()
     }

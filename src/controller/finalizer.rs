@@ -2,74 +2,56 @@
 //! cleanup plan says nothing of the job is left ([`super::deletion`] is the only caller of
 //! [`release`] in the controller).
 
-use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, PatchOperation, RemoveOperation, TestOperation};
-use kube::ResourceExt;
+use json_patch::PatchOperation;
 use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::error::{Error, is_not_found};
+use super::json_patch_ops as ops;
 use crate::api::TFJob;
 pub use crate::plan::cleanup::FINALIZER;
 
-/// Whether the job carries our finalizer.
-pub fn is_ours(job: &TFJob) -> bool {
+/// Whether the job (or its metadata) carries our finalizer.
+pub fn is_ours<K: Resource>(job: &K) -> bool {
     job.finalizers().iter().any(|f| f == FINALIZER)
 }
 
-/// The JSON pointer `/metadata/finalizers[/last]`.
-fn finalizers_path(last: Option<&str>) -> PointerBuf {
-    let mut tokens = vec!["metadata", "finalizers"];
-    tokens.extend(last);
-    PointerBuf::from_tokens(tokens)
-}
-
-fn test(path: PointerBuf, value: Value) -> PatchOperation {
-    PatchOperation::Test(TestOperation { path, value })
-}
+const FINALIZERS: [&str; 2] = ["metadata", "finalizers"];
 
 /// Adds our finalizer; the patch fails (and the job is looked at again) if the list changed
 /// since we read it.
 pub async fn add(api: &Api<TFJob>, job: &TFJob) -> Result<(), Error> {
     let ops = if job.finalizers().is_empty() {
         vec![
-            test(finalizers_path(None), Value::Null),
-            PatchOperation::Add(AddOperation {
-                path: finalizers_path(None),
-                value: json!([FINALIZER]),
-            }),
+            ops::test(&FINALIZERS, Value::Null),
+            ops::add(&FINALIZERS, json!([FINALIZER])),
         ]
     } else {
         vec![
-            test(finalizers_path(None), json!(job.finalizers())),
-            PatchOperation::Add(AddOperation {
-                path: finalizers_path(Some("-")),
-                value: json!(FINALIZER),
-            }),
+            ops::test(&FINALIZERS, json!(job.finalizers())),
+            ops::add(&["metadata", "finalizers", "-"], json!(FINALIZER)),
         ]
     };
     patch(api, job, ops, "adding the finalizer to").await
 }
 
-/// Removes our finalizer, if the job still has it; the API server then deletes the job.
-pub async fn release(api: &Api<TFJob>, job: &TFJob) -> Result<(), Error> {
-    let Some(index) = job.finalizers().iter().position(|f| f == FINALIZER) else {
+/// Removes our finalizer from `obj` (a TFJob, or its metadata), if it still has it; the API
+/// server then deletes the job.
+pub async fn release<K: Resource>(api: &Api<TFJob>, obj: &K) -> Result<(), Error> {
+    let Some(index) = obj.finalizers().iter().position(|f| f == FINALIZER) else {
         return Ok(());
     };
     // Test-then-remove by index, so a concurrent change of the list is never clobbered.
     let index = index.to_string();
-    let ops = vec![
-        test(finalizers_path(Some(&index)), json!(FINALIZER)),
-        PatchOperation::Remove(RemoveOperation {
-            path: finalizers_path(Some(&index)),
-        }),
-    ];
-    patch(api, job, ops, "removing the finalizer of").await
+    let ours = ["metadata", "finalizers", index.as_str()];
+    let ops = vec![ops::test(&ours, json!(FINALIZER)), ops::remove(&ours)];
+    patch(api, obj, ops, "removing the finalizer of").await
 }
 
-async fn patch(
+async fn patch<K: Resource>(
     api: &Api<TFJob>,
-    job: &TFJob,
+    job: &K,
     ops: Vec<PatchOperation>,
     what: &str,
 ) -> Result<(), Error> {

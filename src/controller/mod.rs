@@ -16,6 +16,7 @@ pub mod context;
 mod deletion;
 pub mod error;
 pub mod finalizer;
+mod json_patch_ops;
 pub mod memory;
 pub mod own_writes;
 pub mod reconcile;

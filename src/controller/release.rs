@@ -2,12 +2,11 @@
 //! uninstalling the operator never strands TFJobs (or their namespaces) in Terminating.
 
 use kube::api::{Api, ListParams};
-use kube::core::PartialObjectMeta;
 use kube::{Client, ResourceExt};
 use tracing::info;
 
 use super::error::Error;
-use super::finalizer::{self, FINALIZER};
+use super::finalizer;
 use crate::api::TFJob;
 
 /// Removes the finalizer from the TFJobs of `namespace` (all namespaces when None).
@@ -25,20 +24,11 @@ pub async fn release_finalizers(client: Client, namespace: Option<&str>) -> Resu
             source,
         })?;
     let mut released = 0;
-    for meta in list.items.iter().filter(|m| has_ours(m)) {
+    for meta in list.items.iter().filter(|m| finalizer::is_ours(*m)) {
         let ns = meta.namespace().unwrap_or_default();
-        let job = TFJob {
-            metadata: meta.metadata.clone(),
-            spec: Default::default(),
-            status: None,
-        };
-        finalizer::release(&Api::namespaced(client.clone(), &ns), &job).await?;
-        info!(namespace = %ns, name = %job.name_any(), "released finalizer");
+        finalizer::release(&Api::namespaced(client.clone(), &ns), meta).await?;
+        info!(namespace = %ns, name = %meta.name_any(), "released finalizer");
         released += 1;
     }
     Ok(released)
-}
-
-fn has_ours(meta: &PartialObjectMeta<TFJob>) -> bool {
-    meta.finalizers().iter().any(|f| f == FINALIZER)
 }
