@@ -1,11 +1,13 @@
 //! The TFJob resource: types, defaults, names and the CRD. No I/O.
 
 pub mod builder;
+pub mod child;
 pub mod crd;
 pub mod defaults;
 pub mod labels;
 pub mod replica_type;
 pub mod types;
 
+pub use child::{ChildPod, ChildService, PodState};
 pub use replica_type::ReplicaType;
 pub use types::*;

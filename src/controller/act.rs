@@ -2,12 +2,10 @@
 //! publishing events. Status writes are in `status.rs`, finalizer patches in `finalizer.rs`.
 
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 use tracing::{debug, warn};
 
@@ -16,7 +14,7 @@ use super::error::{
 };
 use super::json_patch_ops as ops;
 use super::memory::{Child, JobMemory};
-use crate::api::TFJob;
+use crate::api::{ChildPod, ChildService, TFJob};
 use crate::plan::desired::JobIdentity;
 use crate::plan::{Action, Adoption, ChildRef, EventKind, JobEvent};
 
@@ -145,23 +143,20 @@ const SERVICE: ChildKind = ChildKind {
 };
 
 /// Where a child is written: its API, and the memory of writes the cache may not show yet.
-struct Target<'a, K> {
-    api: Api<K>,
+struct Target<'a, K: Child> {
+    api: Api<K::Full>,
     memory: &'a JobMemory,
     ns: &'a str,
     job_uid: &'a str,
     kind: ChildKind,
 }
 
-async fn create_child<K>(to: Target<'_, K>, obj: &K) -> Outcome
-where
-    K: Child + Serialize + DeserializeOwned + std::fmt::Debug,
-{
+async fn create_child<K: Child>(to: Target<'_, K>, obj: &K::Full) -> Outcome {
     let (ns, kind) = (to.ns, to.kind);
     let name = obj.name_any();
     match to.api.create(&PostParams::default(), obj).await {
         Ok(created) => {
-            to.memory.created(to.job_uid, created);
+            to.memory.created::<K>(to.job_uid, created.into());
             ok(normal(
                 &format!("SuccessfulCreate{}", kind.kind),
                 format!("Created {}: {name}", kind.noun),
@@ -178,10 +173,7 @@ where
     }
 }
 
-async fn delete_child<K>(to: Target<'_, K>, child: &ChildRef, grace: Option<u32>) -> Outcome
-where
-    K: Child + DeserializeOwned + std::fmt::Debug,
-{
+async fn delete_child<K: Child>(to: Target<'_, K>, child: &ChildRef, grace: Option<u32>) -> Outcome {
     let (ns, kind) = (to.ns, to.kind);
     match to
         .api
@@ -190,7 +182,7 @@ where
     {
         Ok(answer) => {
             to.memory
-                .deleted(to.job_uid, &child.name, child.uid.clone(), answer.left());
+                .deleted::<K>(to.job_uid, &child.name, child.uid.clone(), answer.left().map(Into::into));
             ok(normal(
                 &format!("SuccessfulDelete{}", kind.kind),
                 format!("Deleted {}: {}", kind.noun, child.name),
@@ -214,10 +206,7 @@ where
 
 /// Makes `job` the controller of an orphan, guarded by its UID (a newer object of that name is
 /// left alone); remembers the answer so the next pass sees it adopted before the watch does.
-async fn adopt_child<K>(to: Target<'_, K>, job: &TFJob, orphan: &Adoption) -> Outcome
-where
-    K: Child + Serialize + DeserializeOwned + std::fmt::Debug,
-{
+async fn adopt_child<K: Child>(to: Target<'_, K>, job: &TFJob, orphan: &Adoption) -> Outcome {
     let (ns, kind) = (to.ns, to.kind);
     let name = &orphan.child.name;
     let owner = JobIdentity {
@@ -232,10 +221,10 @@ where
         ops::add(&["metadata", "ownerReferences"], json!([owner]))
     };
     let guard = ops::test(&["metadata", "uid"], json!(orphan.child.uid));
-    let patch = Patch::<K>::Json(json_patch::Patch(vec![guard, claim]));
+    let patch = Patch::<K::Full>::Json(json_patch::Patch(vec![guard, claim]));
     match to.api.patch(name, &PatchParams::default(), &patch).await {
         Ok(adopted) => {
-            to.memory.created(to.job_uid, adopted);
+            to.memory.created::<K>(to.job_uid, adopted.into());
             ok(normal(
                 &format!("Adopted{}", kind.kind),
                 format!(
@@ -263,15 +252,15 @@ async fn run_one(
     action: Action,
 ) -> Outcome {
     let job_uid = job.meta().uid.as_deref().unwrap_or_default();
-    let pods = || Target {
-        api: Api::<Pod>::namespaced(client.clone(), ns),
+    let pods = || Target::<ChildPod> {
+        api: Api::namespaced(client.clone(), ns),
         memory,
         ns,
         job_uid,
         kind: POD,
     };
-    let services = || Target {
-        api: Api::<Service>::namespaced(client.clone(), ns),
+    let services = || Target::<ChildService> {
+        api: Api::namespaced(client.clone(), ns),
         memory,
         ns,
         job_uid,

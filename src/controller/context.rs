@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
@@ -14,7 +13,7 @@ use super::act;
 use super::config::ControllerConfig;
 use super::error::Error;
 use super::memory::JobMemory;
-use crate::api::TFJob;
+use crate::api::{ChildPod, ChildService, TFJob};
 use crate::api::labels::JOB_NAME_LABEL;
 use crate::plan::Action;
 use crate::runtime::metrics::Metrics;
@@ -23,8 +22,8 @@ use crate::runtime::metrics::Metrics;
 pub struct Context {
     pub(super) client: Client,
     reporter: Reporter,
-    pods: Store<Pod>,
-    services: Store<Service>,
+    pods: Store<ChildPod>,
+    services: Store<ChildService>,
     /// What is remembered about each job between reconciles.
     pub(super) memory: JobMemory,
     pub(super) config: ControllerConfig,
@@ -37,7 +36,7 @@ impl Context {
         client: Client,
         config: ControllerConfig,
         metrics: Arc<Metrics>,
-        (pods, services): (Store<Pod>, Store<Service>),
+        (pods, services): (Store<ChildPod>, Store<ChildService>),
         memory: JobMemory,
     ) -> Self {
         Self {
@@ -74,7 +73,7 @@ impl Context {
     /// Observe: the pods and services in the caches that carry the job's name label (ownership
     /// is checked by the planner), with our own writes the caches have not caught up with
     /// laid over them.
-    pub(super) fn children_of(&self, job: &TFJob) -> (Vec<Arc<Pod>>, Vec<Arc<Service>>) {
+    pub(super) fn children_of(&self, job: &TFJob) -> (Vec<Arc<ChildPod>>, Vec<Arc<ChildService>>) {
         let ns = job.namespace();
         let name = job.name_any();
         let labelled = |meta: &ObjectMeta| {

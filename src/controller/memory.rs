@@ -12,26 +12,31 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::core::NamespaceResourceScope;
 use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::own_writes::{OwnWrites, SeenRevision, parse_revision};
-use super::trim::{trim_pod, trim_service};
-use crate::api::{TFJob, TFJobStatus};
+use crate::api::{ChildPod, ChildService, TFJob, TFJobStatus};
 
-/// A kind of child whose writes are remembered: pods and services.
+/// A kind of child whose writes are remembered, in the form the caches keep it.
 pub trait Child: Resource<DynamicType = ()> + Clone + Sized {
-    /// Drops what the planner does not read, as the cache does.
-    fn trim(&mut self);
+    /// The API type it is written and returned as; what the cache keeps is made from it.
+    type Full: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Into<Self>;
     /// This kind's writes in a job's memory.
     fn writes(job: &mut Remembered) -> &mut OwnWrites<Self>;
     /// How far the watch of this kind has delivered.
     fn seen(memory: &JobMemory) -> &SeenRevision;
 }
 
-impl Child for Pod {
-    fn trim(&mut self) {
-        trim_pod(self);
-    }
+impl Child for ChildPod {
+    type Full = Pod;
     fn writes(job: &mut Remembered) -> &mut OwnWrites<Self> {
         &mut job.pods
     }
@@ -40,10 +45,8 @@ impl Child for Pod {
     }
 }
 
-impl Child for Service {
-    fn trim(&mut self) {
-        trim_service(self);
-    }
+impl Child for ChildService {
+    type Full = Service;
     fn writes(job: &mut Remembered) -> &mut OwnWrites<Self> {
         &mut job.services
     }
@@ -59,8 +62,8 @@ pub struct Remembered {
     last_status: Option<(String, TFJobStatus)>,
     /// Since when a progress-only status change has been waiting.
     batch_since: Option<Instant>,
-    pods: OwnWrites<Pod>,
-    services: OwnWrites<Service>,
+    pods: OwnWrites<ChildPod>,
+    services: OwnWrites<ChildService>,
     /// Consecutive failed reconciles.
     failures: u32,
 }
@@ -219,9 +222,8 @@ impl JobMemory {
 
     // --- our pod and service writes ---------------------------------------------------------
 
-    /// Remembers a child we created, as the API server returned it.
-    pub fn created<K: Child>(&self, job_uid: &str, mut obj: K) {
-        obj.trim();
+    /// Remembers a child we created (or adopted), as the API server returned it.
+    pub fn created<K: Child>(&self, job_uid: &str, obj: K) {
         self.with(job_uid, |m| K::writes(m).stored(obj));
     }
 
@@ -234,10 +236,6 @@ impl JobMemory {
         uid: Option<String>,
         returned: Option<K>,
     ) {
-        let returned = returned.map(|mut obj| {
-            obj.trim();
-            obj
-        });
         self.with(job_uid, |m| K::writes(m).deleted(name, uid, returned));
     }
 
@@ -358,11 +356,11 @@ mod tests {
         let m = memory();
         m.status_written(&job("u", "12", 1));
         m.status_due_in("u", true, Instant::now());
-        m.created("u", Pod::default());
+        m.created("u", ChildPod::default());
         m.failed("u");
         m.failed("other");
         m.forget("u");
         assert_eq!(m.len(), 1);
-        assert!(m.overlay::<Pod>("u", vec![]).is_empty());
+        assert!(m.overlay::<ChildPod>("u", vec![]).is_empty());
     }
 }

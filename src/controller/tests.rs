@@ -20,7 +20,7 @@ use super::finalizer::FINALIZER;
 use super::memory::JobMemory;
 use super::own_writes::SeenRevision;
 use crate::api::builder::tfjob;
-use crate::api::{RestartPolicy, TFJob};
+use crate::api::{ChildPod, ChildService, RestartPolicy, TFJob};
 use crate::plan::{self, Action};
 use crate::runtime::metrics::Metrics;
 
@@ -84,8 +84,8 @@ fn children(job: &TFJob, phases: [&str; 3]) -> (Vec<Pod>, Vec<Service>) {
 struct World {
     ctx: Context,
     calls: Calls,
-    pods: Writer<Pod>,
-    services: Writer<Service>,
+    pods: Writer<ChildPod>,
+    services: Writer<ChildService>,
 }
 
 impl World {
@@ -116,11 +116,12 @@ impl World {
     /// Puts objects in the caches, as their watch would deliver them.
     fn cache(&mut self, (pods, services): (Vec<Pod>, Vec<Service>)) {
         for pod in pods {
-            self.pods.apply_watcher_event(&watcher::Event::Apply(pod));
+            self.pods
+                .apply_watcher_event(&watcher::Event::Apply(pod.into()));
         }
         for svc in services {
             self.services
-                .apply_watcher_event(&watcher::Event::Apply(svc));
+                .apply_watcher_event(&watcher::Event::Apply(svc.into()));
         }
     }
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 use backon::ExponentialBuilder;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::Api;
 use kube::runtime::controller::Config as RuntimeConfig;
 use kube::runtime::reflector::{self, Store};
@@ -24,8 +23,8 @@ use super::context::Context;
 use super::memory::JobMemory;
 use super::own_writes::SeenRevision;
 use super::reconcile::{error_policy, reconcile};
-use super::trim::{trim_pod, trim_service, trim_tfjob};
-use crate::api::TFJob;
+use super::trim::trim_tfjob;
+use crate::api::{ChildPod, ChildService, TFJob};
 use crate::api::labels::MANAGED_SELECTOR;
 use crate::runtime::metrics::Metrics;
 
@@ -118,11 +117,10 @@ where
     }
 }
 
-/// A cache of our children of kind `K`, trimmed by `trim`, and the stream of the objects it
+/// A cache of our children of kind `K` (decoded into what the planner reads), and the stream of the objects it
 /// touches (for the Controller to map to their owning TFJob). `seen` tracks how far it got.
 fn child_cache<K>(
     api: Api<K>,
-    trim: fn(&mut K),
     seen: SeenRevision,
     metrics: Arc<Metrics>,
 ) -> (
@@ -143,7 +141,7 @@ where
         .labels(MANAGED_SELECTOR);
     let (store, writer) = reflector::store();
     let events =
-        reflector::reflector(writer, watcher(api, config).modify(trim)).inspect_ok(move |event| {
+        reflector::reflector(writer, watcher(api, config)).inspect_ok(move |event| {
             match event {
                 watcher::Event::Apply(obj)
                 | watcher::Event::Delete(obj)
@@ -165,14 +163,12 @@ pub async fn run(
     let namespace = config.namespace.as_deref();
     let (seen_pods, seen_services) = (SeenRevision::default(), SeenRevision::default());
     let (pods, pod_stream) = child_cache(
-        api::<Pod>(&client, namespace),
-        trim_pod,
+        api::<ChildPod>(&client, namespace),
         seen_pods.clone(),
         metrics.clone(),
     );
     let (services, svc_stream) = child_cache(
-        api::<Service>(&client, namespace),
-        trim_service,
+        api::<ChildService>(&client, namespace),
         seen_services.clone(),
         metrics.clone(),
     );

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use crate::api::{ChildPod, ChildService};
 use kube::Resource;
 
 use super::observed::{OwnedChildren, is_terminating};
@@ -34,8 +34,8 @@ pub struct CleanupPlan {
 pub fn plan_cleanup(
     uid: &str,
     finalizers: &[String],
-    pods: &[Arc<Pod>],
-    services: &[Arc<Service>],
+    pods: &[Arc<ChildPod>],
+    services: &[Arc<ChildService>],
     now: Timestamp,
     force_after: Duration,
 ) -> CleanupPlan {
@@ -61,7 +61,7 @@ pub fn plan_cleanup(
 
 /// Deletes a pod; one stuck terminating for `force_after` past its grace period (its node is
 /// lost) is deleted with grace period 0 and a Warning, else looked at again when that time is up.
-fn cleanup_pod(plan: &mut CleanupPlan, pod: &Pod, now: Timestamp, force_after: Duration) {
+fn cleanup_pod(plan: &mut CleanupPlan, pod: &ChildPod, now: Timestamp, force_after: Duration) {
     let child = ChildRef::of(pod);
     let Some(since) = pod.meta().deletion_timestamp.as_ref() else {
         plan.actions.push(Action::DeletePod(child));
@@ -117,20 +117,19 @@ mod tests {
         }
     }
 
-    fn pod(name: &str, owner: &str, terminating_since: Option<i64>) -> Arc<Pod> {
+    fn pod(name: &str, owner: &str, terminating_since: Option<i64>) -> Arc<ChildPod> {
         let mut m = meta(name, owner);
         m.deletion_timestamp =
             terminating_since.map(|s| Time(Timestamp::from_second(1_800_000_000 - s).unwrap()));
-        Arc::new(Pod {
+        Arc::new(ChildPod {
             metadata: m,
             ..Default::default()
         })
     }
 
-    fn svc(name: &str) -> Arc<Service> {
-        Arc::new(Service {
+    fn svc(name: &str) -> Arc<ChildService> {
+        Arc::new(ChildService {
             metadata: meta(name, UID),
-            ..Default::default()
         })
     }
 

@@ -4,12 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use crate::api::{ChildPod, ChildService};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 
 use crate::api::ReplicaType;
-use crate::api::defaults::TF_CONTAINER;
 use crate::api::labels::{REPLICA_INDEX_LABEL, REPLICA_TYPE_LABEL};
 
 /// Exit code upstream reports when the tensorflow container has no terminated state
@@ -26,13 +25,13 @@ pub fn controlled_by<K: kube::Resource>(obj: &K, uid: &str) -> bool {
 /// The pods and services a job controls (by UID), picked out of those observed with its labels.
 pub struct OwnedChildren<'a> {
     /// The job's pods, terminating ones included.
-    pub pods: Vec<&'a Pod>,
+    pub pods: Vec<&'a ChildPod>,
     /// The job's services, terminating ones included.
-    pub services: Vec<&'a Service>,
+    pub services: Vec<&'a ChildService>,
     /// Live pods with the job's labels and no controller: the job adopts them.
-    pub orphan_pods: Vec<&'a Pod>,
+    pub orphan_pods: Vec<&'a ChildPod>,
     /// Live services with the job's labels and no controller: the job adopts them.
-    pub orphan_services: Vec<&'a Service>,
+    pub orphan_services: Vec<&'a ChildService>,
     /// Objects with the job's labels controlled by something else: never touched.
     pub foreign: Vec<Foreign>,
 }
@@ -51,7 +50,7 @@ pub struct Foreign {
 impl<'a> OwnedChildren<'a> {
     /// The objects of `pods` and `services` controlled by the job with UID `job_uid` (what its
     /// deletion deletes).
-    pub fn of(job_uid: &str, pods: &'a [Arc<Pod>], services: &'a [Arc<Service>]) -> Self {
+    pub fn of(job_uid: &str, pods: &'a [Arc<ChildPod>], services: &'a [Arc<ChildService>]) -> Self {
         Self {
             pods: controlled(pods, job_uid),
             services: controlled(services, job_uid),
@@ -64,7 +63,7 @@ impl<'a> OwnedChildren<'a> {
     /// What a live job may claim: its own objects and, as Kubernetes' ControllerRefManager
     /// does, live objects with its labels and no controller (adopted: counted as its own from
     /// now on); objects controlled by others are listed in `foreign`.
-    pub fn claim(job_uid: &str, pods: &'a [Arc<Pod>], services: &'a [Arc<Service>]) -> Self {
+    pub fn claim(job_uid: &str, pods: &'a [Arc<ChildPod>], services: &'a [Arc<ChildService>]) -> Self {
         let mut claimed = Self::of(job_uid, pods, services);
         claimed.orphan_pods = orphans(pods);
         claimed.orphan_services = orphans(services);
@@ -78,7 +77,7 @@ impl<'a> OwnedChildren<'a> {
     }
 
     /// Pods not being deleted yet.
-    pub fn live_pods(&self) -> impl Iterator<Item = &'a Pod> + '_ {
+    pub fn live_pods(&self) -> impl Iterator<Item = &'a ChildPod> + '_ {
         self.pods
             .iter()
             .copied()
@@ -86,7 +85,7 @@ impl<'a> OwnedChildren<'a> {
     }
 
     /// Services not being deleted yet.
-    pub fn live_services(&self) -> impl Iterator<Item = &'a Service> + '_ {
+    pub fn live_services(&self) -> impl Iterator<Item = &'a ChildService> + '_ {
         self.services
             .iter()
             .copied()
@@ -94,17 +93,17 @@ impl<'a> OwnedChildren<'a> {
     }
 
     /// The live service named `name`, if any.
-    pub fn live_service(&self, name: &str) -> Option<&'a Service> {
+    pub fn live_service(&self, name: &str) -> Option<&'a ChildService> {
         self.live_services().find(|svc| svc.name_any() == name)
     }
 
     /// The pods of replica type `rtype`, by index (names are deterministic: one per index).
-    pub fn pods_of(&self, rtype: ReplicaType) -> BTreeMap<i32, &'a Pod> {
+    pub fn pods_of(&self, rtype: ReplicaType) -> BTreeMap<i32, &'a ChildPod> {
         by_index(&self.pods, rtype)
     }
 
     /// The services of replica type `rtype`, by index.
-    pub fn services_of(&self, rtype: ReplicaType) -> BTreeMap<i32, &'a Service> {
+    pub fn services_of(&self, rtype: ReplicaType) -> BTreeMap<i32, &'a ChildService> {
         by_index(&self.services, rtype)
     }
 }
@@ -165,11 +164,8 @@ pub fn replica_of<K: kube::Resource>(obj: &K) -> Option<(ReplicaType, i32)> {
 }
 
 /// Pod phase (`Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`).
-pub fn phase(pod: &Pod) -> &str {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("Pending")
+pub fn phase(pod: &ChildPod) -> &str {
+    pod.state.phase.as_deref().unwrap_or("Pending")
 }
 
 /// Whether the pod is being deleted.
@@ -178,14 +174,8 @@ pub fn is_terminating<K: kube::Resource>(obj: &K) -> bool {
 }
 
 /// The exit code of the terminated tensorflow container, else [`UNKNOWN_EXIT_CODE`].
-pub fn exit_code(pod: &Pod) -> i32 {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.name == TF_CONTAINER))
-        .and_then(|c| c.state.as_ref())
-        .and_then(|s| s.terminated.as_ref())
-        .map_or(UNKNOWN_EXIT_CODE, |t| t.exit_code)
+pub fn exit_code(pod: &ChildPod) -> i32 {
+    pod.state.exit_code.unwrap_or(UNKNOWN_EXIT_CODE)
 }
 
 /// Exit codes 128 and above mean the process was killed by a signal: worth a retry.
@@ -194,15 +184,8 @@ pub fn is_retryable_exit_code(code: i32) -> bool {
 }
 
 /// Container and init-container restarts of a pod.
-pub fn restart_count(pod: &Pod) -> i32 {
-    let Some(s) = pod.status.as_ref() else {
-        return 0;
-    };
-    let sum = |v: &Option<Vec<k8s_openapi::api::core::v1::ContainerStatus>>| {
-        v.as_ref()
-            .map_or(0, |cs| cs.iter().map(|c| c.restart_count).sum::<i32>())
-    };
-    sum(&s.container_statuses) + sum(&s.init_container_statuses)
+pub fn restart_count(pod: &ChildPod) -> i32 {
+    pod.state.restarts
 }
 
 #[cfg(test)]
@@ -211,7 +194,7 @@ mod tests {
     use crate::api::builder::tfjob;
     use crate::plan::desired::{JobIdentity, desired_pod};
 
-    fn pod(index: i32, owner: &str) -> Arc<Pod> {
+    fn pod(index: i32, owner: &str) -> Arc<ChildPod> {
         let job = tfjob("j").workers(3).build();
         let spec = crate::api::defaults::normalize(&job.spec, crate::api::CleanPodPolicy::Running)
             .expect("valid");
@@ -226,7 +209,8 @@ mod tests {
             &spec.replicas[&ReplicaType::Worker],
             index,
             None,
-        ))
+        )
+        .into())
     }
 
     #[test]
@@ -245,6 +229,6 @@ mod tests {
         assert!(is_retryable_exit_code(UNKNOWN_EXIT_CODE));
         assert!(!is_retryable_exit_code(1));
         assert!(!is_retryable_exit_code(0));
-        assert_eq!(exit_code(&Pod::default()), UNKNOWN_EXIT_CODE);
+        assert_eq!(exit_code(&ChildPod::default()), UNKNOWN_EXIT_CODE);
     }
 }

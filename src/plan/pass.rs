@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use crate::api::{ChildPod, ChildService};
 use kube::ResourceExt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -37,8 +37,8 @@ impl<'a> Pass<'a> {
     /// Starts a pass over `job` with the pods and services observed with its labels.
     pub fn start(
         job: &TFJob,
-        pods: &'a [Arc<Pod>],
-        services: &'a [Arc<Service>],
+        pods: &'a [Arc<ChildPod>],
+        services: &'a [Arc<ChildService>],
         now: Timestamp,
     ) -> Self {
         let id = JobIdentity {

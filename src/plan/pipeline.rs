@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use crate::api::{ChildPod, ChildService};
 
 use super::pass::Pass;
 use super::restarts::RestartBudget;
@@ -17,8 +17,8 @@ use crate::api::defaults::effective_run_policy;
 /// Decides what to do for `job`, given the pods and services observed with its labels.
 pub fn plan(
     job: &TFJob,
-    pods: &[Arc<Pod>],
-    services: &[Arc<Service>],
+    pods: &[Arc<ChildPod>],
+    services: &[Arc<ChildService>],
     now: Timestamp,
     cfg: &PlanConfig,
 ) -> Plan {

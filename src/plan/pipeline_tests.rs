@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus, Service,
+    ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plan;
 use crate::api::builder::{TFJobBuilder, tfjob};
 use crate::api::{
-    CleanPodPolicy, ReplicaType, RestartPolicy, RunPolicy, SuccessPolicy, TFJob, TFJobStatus,
+    ChildPod, ChildService, CleanPodPolicy, ReplicaType, RestartPolicy, RunPolicy, SuccessPolicy, TFJob, TFJobStatus,
 };
 use crate::plan::conditions::{get, is_true, kind};
 use crate::plan::desired::{JobIdentity, desired_pod, desired_service};
@@ -58,7 +58,7 @@ fn id() -> JobIdentity {
 }
 
 /// The pod the planner would create, in a given phase and exit code.
-fn pod(j: &TFJob, t: ReplicaType, index: i32, phase: &str, exit: Option<i32>) -> Arc<Pod> {
+fn pod(j: &TFJob, t: ReplicaType, index: i32, phase: &str, exit: Option<i32>) -> Arc<ChildPod> {
     let spec = crate::api::defaults::normalize(&j.spec, CleanPodPolicy::Running).unwrap();
     let mut p = desired_pod(&id(), &spec, &spec.replicas[&t], index, None);
     p.metadata.uid = Some(format!("pod-{}-{index}", t.lower()));
@@ -79,10 +79,10 @@ fn pod(j: &TFJob, t: ReplicaType, index: i32, phase: &str, exit: Option<i32>) ->
         }),
         ..Default::default()
     });
-    Arc::new(p)
+    Arc::new(p.into())
 }
 
-fn services(j: &TFJob) -> Vec<Arc<Service>> {
+fn services(j: &TFJob) -> Vec<Arc<ChildService>> {
     let spec = crate::api::defaults::normalize(&j.spec, CleanPodPolicy::Running).unwrap();
     spec.replicas
         .values()
@@ -90,7 +90,7 @@ fn services(j: &TFJob) -> Vec<Arc<Service>> {
         .map(|(r, i)| {
             let mut s = desired_service(&id(), &r, i);
             s.metadata.uid = Some(format!("svc-{}-{i}", r.rtype.lower()));
-            Arc::new(s)
+            Arc::new(s.into())
         })
         .collect()
 }
@@ -419,20 +419,19 @@ fn chief_decides_when_present() {
         last_condition(&plan(&j, &chief_done, &svcs, now(), &cfg())).0,
         "Succeeded"
     );
-    // The chief carries job-role=master, worker-0 does not.
-    let chief = &chief_done[0];
-    assert_eq!(
-        chief.metadata.labels.as_ref().unwrap()["training.kubeflow.org/job-role"],
-        "master"
-    );
-    assert!(
-        !chief_done[1]
-            .metadata
-            .labels
-            .as_ref()
-            .unwrap()
-            .contains_key("training.kubeflow.org/job-role")
-    );
+    // The chief is created with job-role=master, worker-0 without.
+    let role = |name: &str| {
+        plan(&j, &[], &[], now(), &cfg())
+            .actions
+            .into_iter()
+            .find_map(|a| match a {
+                Action::CreatePod(p) if p.metadata.name.as_deref() == Some(name) => Some(p),
+                _ => None,
+            })
+            .and_then(|p| p.metadata.labels?.remove("training.kubeflow.org/job-role"))
+    };
+    assert_eq!(role("test-tfjob-chief-0").as_deref(), Some("master"));
+    assert_eq!(role("test-tfjob-worker-0"), None);
 }
 
 #[test]
@@ -594,11 +593,7 @@ fn backoff_limit_counts_recreations_and_container_restarts() {
     run_policy(&mut j).backoff_limit = Some(2);
     let j = started(j);
     let mut restarted = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
-    restarted.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
-        name: "tensorflow".into(),
-        restart_count: 3,
-        ..Default::default()
-    }]);
+    restarted.state.restarts = 3;
     let p = plan(&j, &[Arc::new(restarted)], &services(&j), now(), &cfg());
     assert_eq!(last_condition(&p).0, "Failed");
     // ...but not for Never replicas.
@@ -606,11 +601,7 @@ fn backoff_limit_counts_recreations_and_container_restarts() {
     run_policy(&mut j).backoff_limit = Some(0);
     let j = started(j);
     let mut restarted = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
-    restarted.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
-        name: "tensorflow".into(),
-        restart_count: 3,
-        ..Default::default()
-    }]);
+    restarted.state.restarts = 3;
     let p = plan(&j, &[Arc::new(restarted)], &services(&j), now(), &cfg());
     assert_eq!(last_condition(&p).0, "Running");
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus,
+    ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use proptest::prelude::*;
@@ -15,7 +15,7 @@ use super::desired::{JobIdentity, desired_pod};
 use super::{Action, PlanConfig, plan};
 use crate::api::builder::tfjob;
 use crate::api::defaults::normalize;
-use crate::api::{CleanPodPolicy, RestartPolicy, TFJob};
+use crate::api::{ChildPod, CleanPodPolicy, RestartPolicy, TFJob};
 
 const KEYS: [&str; 5] = ["PS", "Worker", "Chief", "Evaluator", "master"];
 
@@ -88,7 +88,7 @@ fn pod_state() -> impl Strategy<Value = Option<PodState>> {
 
 /// The pods the planner would have created for `job`, put into `states` (indices past the
 /// spec's counts included, as after a scale-down).
-fn observed(job: &TFJob, states: &[Option<PodState>]) -> Vec<Arc<Pod>> {
+fn observed(job: &TFJob, states: &[Option<PodState>]) -> Vec<Arc<ChildPod>> {
     let Ok(spec) = normalize(&job.spec, CleanPodPolicy::Running) else {
         return Vec::new();
     };
@@ -111,7 +111,7 @@ fn observed(job: &TFJob, states: &[Option<PodState>]) -> Vec<Arc<Pod>> {
                 pod.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
             }
             pod.status = Some(status(state));
-            pods.push(Arc::new(pod));
+            pods.push(Arc::new(pod.into()));
         }
     }
     pods

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Pod;
+use crate::api::ChildPod;
 use kube::ResourceExt;
 
 use super::desired::{desired_pod, desired_service};
@@ -159,7 +159,7 @@ fn count_pod(
     pass: &Pass<'_>,
     replica: &Replica,
     index: i32,
-    pod: &Pod,
+    pod: &ChildPod,
 ) {
     match phase(pod) {
         "Running" => status.active += 1,
@@ -181,7 +181,7 @@ fn failed(
     status: &mut ReplicaStatus,
     pass: &Pass<'_>,
     replica: &Replica,
-    pod: &Pod,
+    pod: &ChildPod,
 ) {
     let code = exit_code(pod);
     let name = pod.name_any();
@@ -257,7 +257,7 @@ mod tests {
             .plan;
         let probe = Pass::start(&job, &[], &[], Timestamp::UNIX_EPOCH);
         let replica = &spec.replicas[&ReplicaType::Worker];
-        let pods: Vec<Arc<Pod>> = (0..)
+        let pods: Vec<Arc<ChildPod>> = (0..)
             .zip(phases)
             .map(|(index, phase)| {
                 let mut pod = desired_pod(&probe.id, &spec, replica, index, None);
@@ -266,7 +266,7 @@ mod tests {
                     phase: Some((*phase).into()),
                     ..PodStatus::default()
                 });
-                Arc::new(pod)
+                Arc::new(pod.into())
             })
             .collect();
         let pass = Pass::start(&job, &pods, &[], Timestamp::UNIX_EPOCH);

@@ -1,7 +1,7 @@
 //! What a failed pod means under its replica's restartPolicy, and the job's restart budget
 //! (`backoffLimit`): pods recreated so far plus container restarts of restartable pods.
 
-use k8s_openapi::api::core::v1::Pod;
+use crate::api::ChildPod;
 
 use super::observed::{OwnedChildren, is_retryable_exit_code, replica_of, restart_count};
 use crate::api::RestartPolicy;
@@ -82,7 +82,7 @@ impl RestartBudget {
 }
 
 /// Whether the pod's replica restarts containers in place (anything but Never).
-fn restarts_in_place(spec: &NormalizedSpec, pod: &Pod) -> bool {
+fn restarts_in_place(spec: &NormalizedSpec, pod: &ChildPod) -> bool {
     replica_of(pod)
         .and_then(|(rtype, _): (ReplicaType, i32)| spec.replicas.get(&rtype))
         .is_some_and(|r| r.restart_policy != RestartPolicy::Never)

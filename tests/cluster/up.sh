@@ -5,6 +5,7 @@
 # (fake nodes, deterministic pod lifecycles; see kwok-stages.yaml). Everything binds to 127.0.0.1.
 #
 # Usage: up.sh [DIR]   (DIR defaults to $TFJOB_CLUSTER_DIR or /tmp/tfjob-operator-cluster)
+# Environment: TFJOB_CLUSTER_NODES (fake nodes, 3), TFJOB_CLUSTER_ETCD_QUOTA (bytes, 4 GiB).
 # Idempotent: if DIR already holds a healthy cluster it is reused. The last line of stdout is DIR,
 # which holds kubeconfig (cluster-admin), operator.kubeconfig (user tfjob-operator, whose requests
 # are recorded in logs/audit.log), bin/ (kubectl, helm, components), logs/ and pids/.
@@ -12,6 +13,9 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 dir="${1:-${TFJOB_CLUSTER_DIR:-/tmp/tfjob-operator-cluster}}"
 nodes="${TFJOB_CLUSTER_NODES:-3}"
+# etcd's space quota in bytes; a 10,000-worker TFJob (each pod's TF_CONFIG lists every replica)
+# needs more than the 4 GiB default here.
+etcd_quota="${TFJOB_CLUSTER_ETCD_QUOTA:-4294967296}"
 log() { echo "[up $(date +%H:%M:%S)] $*" >&2; }
 start=$(date +%s.%N)
 
@@ -108,7 +112,7 @@ spawn etcd "$bin/etcd" --name=node0 --data-dir="$dir/etcd" \
   --listen-client-urls="http://127.0.0.1:$EP" --advertise-client-urls="http://127.0.0.1:$EP" \
   --listen-peer-urls="http://127.0.0.1:$PP" --initial-advertise-peer-urls="http://127.0.0.1:$PP" \
   --initial-cluster="node0=http://127.0.0.1:$PP" --unsafe-no-fsync=true \
-  --auto-compaction-retention=1 --quota-backend-bytes=4294967296 --log-level=warn
+  --auto-compaction-retention=1 --quota-backend-bytes="$etcd_quota" --log-level=warn
 wait_for etcd 30 curl -sf "http://127.0.0.1:$EP/health"
 
 # --- kube-apiserver ------------------------------------------------------------------------------
