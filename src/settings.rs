@@ -45,6 +45,10 @@ pub struct RunSettings {
     /// up); bounds the memory a huge job takes.
     #[arg(long, env = "TFJOB_MAX_CREATES_PER_PASS", default_value_t = 100)]
     pub max_creates_per_pass: usize,
+    /// Most bytes of pods (template and TF_CONFIG, which names every replica) created for one
+    /// job in one pass; a 10,000-worker job's pods are ~330 KB each, so they go ~50 at a time.
+    #[arg(long, env = "TFJOB_MAX_CREATE_BYTES_PER_PASS", default_value_t = 16 << 20)]
+    pub max_create_bytes_per_pass: usize,
     /// Milliseconds of quiet after a change before a job is reconciled (folds bursts of pod
     /// events into one pass).
     #[arg(long, env = "TFJOB_DEBOUNCE_MS", default_value_t = 100)]
@@ -81,6 +85,7 @@ impl RunSettings {
                 cluster_domain: self.cluster_domain.clone(),
                 max_replicas_per_job: self.max_replicas_per_job,
                 max_creates_per_pass: self.max_creates_per_pass.max(1),
+                max_create_bytes_per_pass: self.max_create_bytes_per_pass,
             },
             concurrency: self.concurrency.max(1),
             force_delete_after: Duration::from_secs(self.force_delete_after_seconds),

@@ -144,19 +144,30 @@ const SERVICE: ChildKind = ChildKind {
 
 /// Where a child is written: its API, and the memory of writes the cache may not show yet.
 struct Target<'a, K: Child> {
-    api: Api<K::Full>,
+    api: Api<K>,
     memory: &'a JobMemory,
     ns: &'a str,
     job_uid: &'a str,
     kind: ChildKind,
 }
 
+/// POSTs `obj` and decodes the answer as `K` (kube's `Api::create` would decode it as the full
+/// type, allocating the whole spec back).
+async fn post<K: Child>(api: &Api<K>, obj: &K::Full) -> Result<K, kube::Error> {
+    let body = serde_json::to_vec(obj).map_err(kube::Error::SerdeError)?;
+    let mut request = kube::core::Request::new(api.resource_url())
+        .create(&PostParams::default(), body)
+        .map_err(kube::Error::BuildRequest)?;
+    request.extensions_mut().insert("create");
+    api.clone().into_client().request::<K>(request).await
+}
+
 async fn create_child<K: Child>(to: Target<'_, K>, obj: &K::Full) -> Outcome {
     let (ns, kind) = (to.ns, to.kind);
     let name = obj.name_any();
-    match to.api.create(&PostParams::default(), obj).await {
+    match post(&to.api, obj).await {
         Ok(created) => {
-            to.memory.created::<K>(to.job_uid, created.into());
+            to.memory.created(to.job_uid, created);
             ok(normal(
                 &format!("SuccessfulCreate{}", kind.kind),
                 format!("Created {}: {name}", kind.noun),
@@ -182,7 +193,7 @@ async fn delete_child<K: Child>(to: Target<'_, K>, child: &ChildRef, grace: Opti
     {
         Ok(answer) => {
             to.memory
-                .deleted::<K>(to.job_uid, &child.name, child.uid.clone(), answer.left().map(Into::into));
+                .deleted(to.job_uid, &child.name, child.uid.clone(), answer.left());
             ok(normal(
                 &format!("SuccessfulDelete{}", kind.kind),
                 format!("Deleted {}: {}", kind.noun, child.name),
@@ -221,10 +232,10 @@ async fn adopt_child<K: Child>(to: Target<'_, K>, job: &TFJob, orphan: &Adoption
         ops::add(&["metadata", "ownerReferences"], json!([owner]))
     };
     let guard = ops::test(&["metadata", "uid"], json!(orphan.child.uid));
-    let patch = Patch::<K::Full>::Json(json_patch::Patch(vec![guard, claim]));
+    let patch = Patch::<()>::Json(json_patch::Patch(vec![guard, claim]));
     match to.api.patch(name, &PatchParams::default(), &patch).await {
         Ok(adopted) => {
-            to.memory.created::<K>(to.job_uid, adopted.into());
+            to.memory.created(to.job_uid, adopted);
             ok(normal(
                 &format!("Adopted{}", kind.kind),
                 format!(

@@ -21,14 +21,17 @@ use super::own_writes::{OwnWrites, SeenRevision, parse_revision};
 use crate::api::{ChildPod, ChildService, TFJob, TFJobStatus};
 
 /// A kind of child whose writes are remembered, in the form the caches keep it.
-pub trait Child: Resource<DynamicType = ()> + Clone + Sized {
-    /// The API type it is written and returned as; what the cache keeps is made from it.
-    type Full: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Serialize
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Into<Self>;
+///
+/// The API server's answers to our writes are decoded straight into this form: a created pod
+/// comes back with its whole spec, `TF_CONFIG` included, which is never built here.
+pub trait Child:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+{
+    /// The API type it is created from.
+    type Full: Serialize + Resource;
     /// This kind's writes in a job's memory.
     fn writes(job: &mut Remembered) -> &mut OwnWrites<Self>;
     /// How far the watch of this kind has delivered.

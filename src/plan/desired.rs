@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{EnvVar, Pod, PodSpec, Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use super::tf_config::{JobAddress, is_distributed, tf_config};
+use super::tf_config::ClusterSpec;
 use crate::api::defaults::{NormalizedSpec, Replica, TF_CONTAINER};
 use crate::api::labels::{JOB_ROLE_LABEL, replica_labels, replica_name};
 use crate::api::{ReplicaType, RestartPolicy};
@@ -54,13 +54,14 @@ pub fn pod_restart_policy(policy: RestartPolicy) -> &'static str {
     }
 }
 
-/// The Pod of replica `index`.
+/// The Pod of replica `index`. `cluster` is the job's cluster when it is distributed (its
+/// pods get `TF_CONFIG`), none when it has a single replica.
 pub fn desired_pod(
     job: &JobIdentity,
     spec: &NormalizedSpec,
     replica: &Replica,
     index: i32,
-    cluster_domain: Option<&str>,
+    cluster: Option<&ClusterSpec>,
 ) -> Pod {
     let template = &replica.template;
     let tmeta = template.metadata.clone().unwrap_or_default();
@@ -71,28 +72,17 @@ pub fn desired_pod(
     }
     let mut pod_spec: PodSpec = template.spec.clone().unwrap_or_default();
     pod_spec.restart_policy = Some(pod_restart_policy(replica.restart_policy).into());
-    if is_distributed(spec) {
-        let value = tf_config(
-            spec,
-            &JobAddress {
-                name: &job.name,
-                namespace: &job.namespace,
-                cluster_domain,
-            },
-            replica.rtype,
-            index,
-        );
-        if let Some(c) = pod_spec
+    if let Some(cluster) = cluster
+        && let Some(c) = pod_spec
             .containers
             .iter_mut()
             .find(|c| c.name == TF_CONTAINER)
-        {
-            c.env.get_or_insert_with(Vec::new).push(EnvVar {
-                name: "TF_CONFIG".into(),
-                value: Some(value),
-                value_from: None,
-            });
-        }
+    {
+        c.env.get_or_insert_with(Vec::new).push(EnvVar {
+            name: "TF_CONFIG".into(),
+            value: Some(cluster.tf_config(replica.rtype, index)),
+            value_from: None,
+        });
     }
     Pod {
         metadata: ObjectMeta {

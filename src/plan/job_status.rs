@@ -157,6 +157,7 @@ mod tests {
     use crate::api::CleanPodPolicy;
     use crate::api::builder::tfjob;
     use crate::api::defaults::normalize;
+    use crate::plan::replicas::CreateBudget;
     use crate::plan::restarts::RestartBudget;
     use jiff::Timestamp;
     use std::collections::BTreeMap;
@@ -182,18 +183,9 @@ mod tests {
             .collect();
         let mut pass = Pass::start(job, &[], &[], Timestamp::UNIX_EPOCH);
         let budget = RestartBudget::of(&pass.status, &spec, &pass.children, None);
-        let replicas = Replicas {
-            actions: vec![],
-            events: vec![],
-            statuses,
-            restarting: vec![],
-            restarted_pods: 0,
-            exit_code_failures: vec![],
-            worker0_completed,
-            budget,
-            creates_left: 0,
-            blocked: vec![],
-        };
+        let mut replicas = Replicas::new(budget, CreateBudget::none());
+        replicas.statuses = statuses;
+        replicas.worker0_completed = worker0_completed;
         update(&mut pass, &spec, &replicas);
         let c = pass.status.conditions.last().cloned().unwrap_or_default();
         (c.type_, c.status)

@@ -47,6 +47,8 @@ pub struct PlanConfig {
     /// passes, so a huge job never holds all its desired pods (each with a TF_CONFIG naming
     /// every replica) at once.
     pub max_creates_per_pass: usize,
+    /// Most bytes of pods (template and `TF_CONFIG`) created for one job in one pass.
+    pub max_create_bytes_per_pass: usize,
 }
 
 /// A child object to delete, by name, guarded by its UID so a newer object of the same name is

@@ -141,6 +141,7 @@ fn config(max_creates_per_pass: usize) -> PlanConfig {
     PlanConfig {
         max_replicas_per_job: 40,
         max_creates_per_pass,
+        max_create_bytes_per_pass: 1 << 20,
         ..crate::settings::RunSettings::defaults()
             .controller_config()
             .plan

@@ -2,12 +2,16 @@
 //! those observed — create what is missing, delete what scaled away, restart what failed
 //! (as [`super::restarts`] decides) — and count active, succeeded and failed replicas.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
 
 use crate::api::ChildPod;
 use kube::ResourceExt;
 
 use super::desired::{desired_pod, desired_service};
+use super::tf_config::{ClusterSpec, JobAddress, is_distributed};
 use super::observed::{Foreign, exit_code, is_terminating, phase};
 use super::pass::Pass;
 use super::restarts::{FailedPod, RestartBudget, failed_pod};
@@ -34,13 +38,32 @@ pub(super) struct Replicas {
     pub worker0_completed: bool,
     /// The restart budget after this pass.
     pub budget: RestartBudget,
-    /// Pods and services this pass may still create (`max_creates_per_pass`).
-    pub creates_left: usize,
+    /// What this pass may still create.
+    pub creates: CreateBudget,
+    /// The job's cluster for `TF_CONFIG`, built by the first pod create of the pass.
+    cluster: OnceCell<Option<ClusterSpec>>,
     /// Objects holding a name the job needs, controlled by something else.
     pub blocked: Vec<Foreign>,
 }
 
 impl Replicas {
+    /// Nothing found or decided yet, with these budgets.
+    pub fn new(budget: RestartBudget, creates: CreateBudget) -> Self {
+        Self {
+            actions: Vec::new(),
+            events: Vec::new(),
+            statuses: BTreeMap::new(),
+            restarting: Vec::new(),
+            restarted_pods: 0,
+            exit_code_failures: Vec::new(),
+            worker0_completed: true,
+            budget,
+            creates,
+            cluster: OnceCell::new(),
+            blocked: Vec::new(),
+        }
+    }
+
     /// Whether the name of `kind` `index` of `replica` is free to create; if another
     /// controller's object holds it, a Warning says so and the object is left alone.
     fn name_free(&mut self, pass: &Pass<'_>, kind: &str, replica: &Replica, index: i32) -> bool {
@@ -69,12 +92,55 @@ impl Replicas {
         false
     }
 
-    /// Plans a create, if this pass may create one more object.
-    fn create(&mut self, action: impl FnOnce() -> Action) {
-        if self.creates_left > 0 {
-            self.creates_left -= 1;
-            self.actions.push(action());
+}
+
+/// How much one pass may still create: at most `max_creates_per_pass` objects and, counting
+/// each pod's template and `TF_CONFIG`, `max_create_bytes_per_pass` bytes (the first create of
+/// a pass is always allowed). Desired pods of a pass are all held until they are sent, and a
+/// 10,000-worker job's `TF_CONFIG` alone is ~330 KB per pod.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct CreateBudget {
+    objects: usize,
+    bytes: usize,
+    first: bool,
+}
+
+impl CreateBudget {
+    /// The budget of one pass under `cfg`.
+    pub fn of(cfg: &PlanConfig) -> Self {
+        Self {
+            objects: cfg.max_creates_per_pass,
+            bytes: cfg.max_create_bytes_per_pass,
+            first: true,
         }
+    }
+
+    /// A budget that allows nothing.
+    #[cfg(test)]
+    pub fn none() -> Self {
+        Self {
+            objects: 0,
+            bytes: 0,
+            first: false,
+        }
+    }
+
+    /// Whether nothing more may be created.
+    pub fn is_spent(&self) -> bool {
+        self.objects == 0
+    }
+
+    /// Takes one object of `bytes` from the budget, if it allows it.
+    fn take(&mut self, bytes: usize) -> bool {
+        let fits = self.first || bytes <= self.bytes;
+        if self.objects == 0 || !fits {
+            self.objects = 0;
+            return false;
+        }
+        self.objects -= 1;
+        self.bytes = self.bytes.saturating_sub(bytes);
+        self.first = false;
+        true
     }
 }
 
@@ -85,18 +151,8 @@ pub(super) fn reconcile(
     cfg: &PlanConfig,
     budget: RestartBudget,
 ) -> Replicas {
-    let mut out = Replicas {
-        actions: Vec::new(),
-        events: Vec::new(),
-        statuses: BTreeMap::new(),
-        restarting: Vec::new(),
-        restarted_pods: 0,
-        exit_code_failures: Vec::new(),
-        worker0_completed: !spec.replicas.contains_key(&ReplicaType::Worker),
-        budget,
-        creates_left: cfg.max_creates_per_pass,
-        blocked: Vec::new(),
-    };
+    let mut out = Replicas::new(budget, CreateBudget::of(cfg));
+    out.worker0_completed = !spec.replicas.contains_key(&ReplicaType::Worker);
     for replica in spec.replicas.values() {
         let status = reconcile_pods(&mut out, pass, spec, replica, cfg);
         reconcile_services(&mut out, pass, replica);
@@ -125,18 +181,20 @@ fn reconcile_pods(
     };
     let pods = pass.children.pods_of(rtype);
     let missing = (0..replica.replicas).filter(|i| !pods.contains_key(i));
+    let mut template_bytes = None;
     for index in missing {
-        if out.creates_left == 0 {
+        if out.creates.is_spent() {
             break;
         }
         if !out.name_free(pass, "Pod", replica, index) {
             continue;
         }
-        out.create(|| {
-            let domain = cfg.cluster_domain.as_deref();
-            let pod = desired_pod(&pass.id, spec, replica, index, domain);
-            Action::CreatePod(Box::new(pod))
-        });
+        let cluster = out.cluster.get_or_init(|| cluster_of(pass, spec, cfg)).as_ref();
+        let pod = desired_pod(&pass.id, spec, replica, index, cluster);
+        let template = *template_bytes.get_or_insert_with(|| json_len(&replica.template));
+        if out.creates.take(template + tf_config_len(&pod)) {
+            out.actions.push(Action::CreatePod(Box::new(pod)));
+        }
     }
     for (&index, &pod) in &pods {
         if is_terminating(pod) {
@@ -222,14 +280,40 @@ fn reconcile_services(out: &mut Replicas, pass: &Pass<'_>, replica: &Replica) {
     }
     let missing = (0..replica.replicas).filter(|i| !services.contains_key(i));
     for index in missing {
-        if out.creates_left == 0 {
+        if out.creates.is_spent() {
             break;
         }
-        if out.name_free(pass, "Service", replica, index) {
+        if out.name_free(pass, "Service", replica, index) && out.creates.take(0) {
             let svc = desired_service(&pass.id, replica, index);
-            out.create(|| Action::CreateService(Box::new(svc)));
+            out.actions.push(Action::CreateService(Box::new(svc)));
         }
     }
+}
+
+/// The job's cluster for `TF_CONFIG`, if it is distributed.
+fn cluster_of(pass: &Pass<'_>, spec: &NormalizedSpec, cfg: &PlanConfig) -> Option<ClusterSpec> {
+    let addr = JobAddress {
+        name: &pass.id.name,
+        namespace: &pass.id.namespace,
+        cluster_domain: cfg.cluster_domain.as_deref(),
+    };
+    is_distributed(spec).then(|| ClusterSpec::new(spec, &addr))
+}
+
+/// Length of `TF_CONFIG` in a desired pod.
+fn tf_config_len(pod: &Pod) -> usize {
+    pod.spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .flat_map(|c| c.env.iter().flatten())
+        .filter(|e| e.name == "TF_CONFIG")
+        .filter_map(|e| e.value.as_ref())
+        .map(String::len)
+        .sum()
+}
+
+fn json_len(value: &impl serde::Serialize) -> usize {
+    serde_json::to_vec(value).map_or(0, |v| v.len())
 }
 
 #[cfg(test)]
@@ -300,6 +384,39 @@ mod tests {
             .iter()
             .filter(|a| matches!(a, Action::CreateService(_)));
         assert_eq!(services.count(), 3, "no service observed: one per index");
+    }
+
+    /// The pods a first pass over a job of `workers` workers creates with `max_bytes`.
+    fn first_creates(workers: i32, max_bytes: usize) -> Vec<usize> {
+        let job = tfjob("j").uid("u").ps(1).workers(workers).build();
+        let spec = normalize(&job.spec, CleanPodPolicy::Running).expect("valid");
+        let mut cfg = crate::settings::RunSettings::defaults()
+            .controller_config()
+            .plan;
+        cfg.max_create_bytes_per_pass = max_bytes;
+        let pass = Pass::start(&job, &[], &[], Timestamp::UNIX_EPOCH);
+        let budget = RestartBudget::of(&pass.status, &spec, &pass.children, None);
+        reconcile(&pass, &spec, &cfg, budget)
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::CreatePod(p) => Some(tf_config_len(p)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pass_creates_pods_up_to_the_byte_budget_and_always_one() {
+        // 2,000 workers: each TF_CONFIG names all of them (~50 KB).
+        let sizes = first_creates(2000, 1 << 20);
+        let each = sizes[0];
+        assert!(each > 45_000, "TF_CONFIG of {each} bytes");
+        assert!(sizes.iter().sum::<usize>() <= 1 << 20);
+        assert!(sizes.len() >= (1 << 20) / (each + 1_000) && sizes.len() < 100);
+        assert_eq!(first_creates(2000, 1).len(), 1, "a pass always makes progress");
+        // Small jobs are bounded by the count only.
+        assert_eq!(first_creates(3, 1 << 20).len(), 4);
     }
 
     #[test]
