@@ -6,7 +6,9 @@
 #
 # Usage: benches/huge_job.sh CLUSTER_DIR [OPERATOR_BINARY]
 # Environment: HUGE_WORKERS (10000), HUGE_PODS (stop once the huge job has this many pods,
-# 3000), HUGE_SECONDS (at most, 900), SAMPLE (seconds between samples, 15).
+# 3000), HUGE_SECONDS (at most, 900), SAMPLE (seconds between samples, 15), HUGE_DYNAMIC=1
+# (enableDynamicWorker: each worker's TF_CONFIG lists only the PS and itself, so all 10,001 pods
+# fit in the local control plane).
 # Each pod's TF_CONFIG lists every replica (~330 KB at 10,000 workers): the local API server
 # needs ~3 MB of memory per such pod and etcd ~1 MB, so a 24 GiB machine holds ~3,000 of them
 # (start the cluster with TFJOB_CLUSTER_ETCD_QUOTA=17179869184).
@@ -20,16 +22,17 @@ ns=huge-bench
 limit=$(grep -m1 -o 'limits:.*memory: *[0-9A-Za-z]*' "$root/charts/tfjob-operator/values.yaml" | sed 's/.*memory: *//')
 
 kubectl apply --server-side --force-conflicts -f "$root/crds/" >/dev/null
-kubectl wait --for condition=established crd/tfjobs.kubeflow.org >/dev/null
+until kubectl get tfjobs -A >/dev/null 2>&1; do sleep 0.5; done # the CRD is served
 kubectl create namespace "$ns" >/dev/null
 
-job() { # name workers [ps]
+job() { # name workers [ps [dynamic]]
   cat <<YAML
 apiVersion: kubeflow.org/v1
 kind: TFJob
 metadata: {name: $1, namespace: $ns}
 spec:
   runPolicy: {cleanPodPolicy: None}
+  enableDynamicWorker: ${4:-false}
   tfReplicaSpecs:
 $( [[ -n "${3:-}" ]] && echo "    PS: {replicas: $3, template: {spec: {containers: [{name: tensorflow, image: tf}]}}}" )
     Worker:
@@ -39,7 +42,8 @@ $( [[ -n "${3:-}" ]] && echo "    PS: {replicas: $3, template: {spec: {container
 YAML
 }
 
-job huge "$workers" 1 | kubectl apply -f - >/dev/null
+dynamic=false; [[ "${HUGE_DYNAMIC:-0}" == 1 ]] && dynamic=true
+job huge "$workers" 1 "$dynamic" | kubectl apply -f - >/dev/null
 RUST_LOG=warn "$op" run --namespace "$ns" --http-addr 127.0.0.1:0 >"$dir/logs/huge-operator.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
@@ -49,7 +53,7 @@ cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14+$15)/hz}' "/proc/$p
 apiserver_rss() { awk '/VmRSS/{printf "%.0f", $2/1024}' "/proc/$(cat "$dir/pids/kube-apiserver.pid")/status"; }
 huge_pods() { kubectl get pods -n "$ns" -l training.kubeflow.org/job-name=huge --no-headers 2>/dev/null | wc -l; }
 
-echo "huge job: 1 PS + $workers workers; chart memory limit $limit"
+echo "huge job: 1 PS + $workers workers (enableDynamicWorker: $dynamic); chart memory limit $limit"
 printf '%6s %9s %8s %10s %16s\n' "t(s)" "RSS(MiB)" "CPU(s)" "huge pods" "apiserver(MiB)"
 start=$(date +%s) small=0 next_small=$start
 while (( $(date +%s) - start < seconds )); do
@@ -69,7 +73,7 @@ echo "$(huge_pods) of the huge job's $((workers + 1)) pods after $(( $(date +%s)
 # How long each small job waited: job created -> its pod created (the operator's part), and
 # -> Running condition (includes the scheduler and kwok, busy with the huge job).
 echo "small jobs (created -> pod created, -> Running):"
-kubectl get tfjobs -n "$ns" -o json | python3 -c '
+read -r -d '' report <<'PY' || true
 import json, subprocess, sys
 from datetime import datetime
 ts = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
@@ -83,9 +87,10 @@ for j in json.load(sys.stdin)["items"]:
     created = ts(j["metadata"]["creationTimestamp"])
     running = [c for c in j.get("status", {}).get("conditions", []) if c["type"] == "Running" and c["status"] == "True"]
     pod = f"{born[name] - created:.0f} s" if name in born else "no pod"
-    run = f"{ts(running[0][\"lastTransitionTime\"]) - created:.0f} s" if running else "not Running"
+    run = f"{ts(running[0]['lastTransitionTime']) - created:.0f} s" if running else "not Running"
     print(f"  {name}: {pod}, {run}")
-' "$ns"
+PY
+kubectl get tfjobs -n "$ns" -o json | python3 -c "$report" "$ns"
 echo "operator peak RSS: $(awk '/VmHWM/{printf "%.0f MiB", $2/1024}' "/proc/$pid/status") (limit $limit), CPU $(cpu) s"
 kill $pid; wait $pid 2>/dev/null || true
 "$op" release-finalizers -n "$ns" >/dev/null 2>&1 || true

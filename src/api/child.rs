@@ -184,7 +184,11 @@ impl From<RawPod> for ChildPod {
         let state = raw.status.map(|s| {
             let containers = s.container_statuses.unwrap_or_default();
             let init = s.init_container_statuses.unwrap_or_default();
-            let restarts = |cs: &[RawContainerStatus]| cs.iter().map(|c| c.restart_count).fold(0, i32::saturating_add);
+            let restarts = |cs: &[RawContainerStatus]| {
+                cs.iter()
+                    .map(|c| c.restart_count)
+                    .fold(0, i32::saturating_add)
+            };
             PodState {
                 phase: s.phase,
                 exit_code: containers

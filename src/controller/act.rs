@@ -184,7 +184,11 @@ async fn create_child<K: Child>(to: Target<'_, K>, obj: &K::Full) -> Outcome {
     }
 }
 
-async fn delete_child<K: Child>(to: Target<'_, K>, child: &ChildRef, grace: Option<u32>) -> Outcome {
+async fn delete_child<K: Child>(
+    to: Target<'_, K>,
+    child: &ChildRef,
+    grace: Option<u32>,
+) -> Outcome {
     let (ns, kind) = (to.ns, to.kind);
     match to
         .api

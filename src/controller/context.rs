@@ -13,8 +13,8 @@ use super::act;
 use super::config::ControllerConfig;
 use super::error::Error;
 use super::memory::JobMemory;
-use crate::api::{ChildPod, ChildService, TFJob};
 use crate::api::labels::JOB_NAME_LABEL;
+use crate::api::{ChildPod, ChildService, TFJob};
 use crate::plan::Action;
 use crate::runtime::metrics::Metrics;
 

@@ -24,8 +24,8 @@ use super::memory::JobMemory;
 use super::own_writes::SeenRevision;
 use super::reconcile::{error_policy, reconcile};
 use super::trim::trim_tfjob;
-use crate::api::{ChildPod, ChildService, TFJob};
 use crate::api::labels::MANAGED_SELECTOR;
+use crate::api::{ChildPod, ChildService, TFJob};
 use crate::runtime::metrics::Metrics;
 
 /// Objects per page of the initial LIST. A page is held in full (managedFields, pod specs)
@@ -141,13 +141,11 @@ where
         .labels(MANAGED_SELECTOR);
     let (store, writer) = reflector::store();
     let events =
-        reflector::reflector(writer, watcher(api, config)).inspect_ok(move |event| {
-            match event {
-                watcher::Event::Apply(obj)
-                | watcher::Event::Delete(obj)
-                | watcher::Event::InitApply(obj) => seen.observe(obj),
-                watcher::Event::Init | watcher::Event::InitDone => {}
-            }
+        reflector::reflector(writer, watcher(api, config)).inspect_ok(move |event| match event {
+            watcher::Event::Apply(obj)
+            | watcher::Event::Delete(obj)
+            | watcher::Event::InitApply(obj) => seen.observe(obj),
+            watcher::Event::Init | watcher::Event::InitDone => {}
         });
     let stream = with_backoff(events, metrics).touched_objects();
     (store, stream)

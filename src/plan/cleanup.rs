@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use crate::api::{ChildPod, ChildService};
+use jiff::Timestamp;
 use kube::Resource;
 
 use super::observed::{OwnedChildren, is_terminating};

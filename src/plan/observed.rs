@@ -63,7 +63,11 @@ impl<'a> OwnedChildren<'a> {
     /// What a live job may claim: its own objects and, as Kubernetes' ControllerRefManager
     /// does, live objects with its labels and no controller (adopted: counted as its own from
     /// now on); objects controlled by others are listed in `foreign`.
-    pub fn claim(job_uid: &str, pods: &'a [Arc<ChildPod>], services: &'a [Arc<ChildService>]) -> Self {
+    pub fn claim(
+        job_uid: &str,
+        pods: &'a [Arc<ChildPod>],
+        services: &'a [Arc<ChildService>],
+    ) -> Self {
         let mut claimed = Self::of(job_uid, pods, services);
         claimed.orphan_pods = orphans(pods);
         claimed.orphan_services = orphans(services);
@@ -203,14 +207,16 @@ mod tests {
             namespace: "ns".into(),
             uid: owner.into(),
         };
-        Arc::new(desired_pod(
-            &id,
-            &spec,
-            &spec.replicas[&ReplicaType::Worker],
-            index,
-            None,
+        Arc::new(
+            desired_pod(
+                &id,
+                &spec,
+                &spec.replicas[&ReplicaType::Worker],
+                index,
+                None,
+            )
+            .into(),
         )
-        .into())
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use jiff::Timestamp;
 use crate::api::{ChildPod, ChildService};
+use jiff::Timestamp;
 use kube::ResourceExt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

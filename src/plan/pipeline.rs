@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use jiff::Timestamp;
 use crate::api::{ChildPod, ChildService};
+use jiff::Timestamp;
 
 use super::pass::Pass;
 use super::restarts::RestartBudget;

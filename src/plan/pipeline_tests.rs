@@ -11,7 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::plan;
 use crate::api::builder::{TFJobBuilder, tfjob};
 use crate::api::{
-    ChildPod, ChildService, CleanPodPolicy, ReplicaType, RestartPolicy, RunPolicy, SuccessPolicy, TFJob, TFJobStatus,
+    ChildPod, ChildService, CleanPodPolicy, ReplicaType, RestartPolicy, RunPolicy, SuccessPolicy,
+    TFJob, TFJobStatus,
 };
 use crate::plan::conditions::{get, is_true, kind};
 use crate::plan::desired::{JobIdentity, desired_pod, desired_service};

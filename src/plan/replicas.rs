@@ -11,10 +11,10 @@ use crate::api::ChildPod;
 use kube::ResourceExt;
 
 use super::desired::{desired_pod, desired_service};
-use super::tf_config::{ClusterSpec, JobAddress, is_distributed};
 use super::observed::{Foreign, exit_code, is_terminating, phase};
 use super::pass::Pass;
 use super::restarts::{FailedPod, RestartBudget, failed_pod};
+use super::tf_config::{ClusterSpec, JobAddress, is_distributed};
 use super::{Action, ChildRef, EventKind, JobEvent, PlanConfig};
 use crate::api::defaults::{NormalizedSpec, Replica};
 use crate::api::labels::replica_name;
@@ -91,7 +91,6 @@ impl Replicas {
         self.blocked.push(taken.clone());
         false
     }
-
 }
 
 /// How much one pass may still create: at most `max_creates_per_pass` objects and, counting
@@ -189,7 +188,10 @@ fn reconcile_pods(
         if !out.name_free(pass, "Pod", replica, index) {
             continue;
         }
-        let cluster = out.cluster.get_or_init(|| cluster_of(pass, spec, cfg)).as_ref();
+        let cluster = out
+            .cluster
+            .get_or_init(|| cluster_of(pass, spec, cfg))
+            .as_ref();
         let pod = desired_pod(&pass.id, spec, replica, index, cluster);
         let template = *template_bytes.get_or_insert_with(|| json_len(&replica.template));
         if out.creates.take(template + tf_config_len(&pod)) {
@@ -414,7 +416,11 @@ mod tests {
         assert!(each > 45_000, "TF_CONFIG of {each} bytes");
         assert!(sizes.iter().sum::<usize>() <= 1 << 20);
         assert!(sizes.len() >= (1 << 20) / (each + 1_000) && sizes.len() < 100);
-        assert_eq!(first_creates(2000, 1).len(), 1, "a pass always makes progress");
+        assert_eq!(
+            first_creates(2000, 1).len(),
+            1,
+            "a pass always makes progress"
+        );
         // Small jobs are bounded by the count only.
         assert_eq!(first_creates(3, 1 << 20).len(), 4);
     }
