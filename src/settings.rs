@@ -14,8 +14,13 @@ use crate::plan::PlanConfig;
 /// Settings of `tfjob-operator run`.
 #[derive(Args, Clone, Debug)]
 pub struct RunSettings {
-    /// TFJobs reconciled at the same time.
-    #[arg(long, env = "TFJOB_CONCURRENCY", default_value_t = 16)]
+    /// TFJobs reconciled at the same time (upstream: --controller-threads).
+    #[arg(
+        long = "controller-threads",
+        alias = "concurrency",
+        env = "TFJOB_CONCURRENCY",
+        default_value_t = 16
+    )]
     pub concurrency: u16,
     /// cleanPodPolicy for jobs that set none: Running, All or None (Kubeflow's default is None).
     #[arg(
@@ -34,9 +39,33 @@ pub struct RunSettings {
     /// Watch only this namespace.
     #[arg(long, env = "KUBEFLOW_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Address of the /healthz, /readyz and /metrics endpoints.
-    #[arg(long, env = "TFJOB_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    /// Address of the /metrics, /healthz and /readyz endpoints (`:8080` is every interface).
+    #[arg(
+        long = "metrics-bind-address",
+        alias = "http-addr",
+        env = "TFJOB_HTTP_ADDR",
+        default_value = "127.0.0.1:8080",
+        value_parser = parse_bind_address
+    )]
     pub http_addr: SocketAddr,
+    /// Elect a leader among the replicas on a coordination.k8s.io Lease: only the leader acts,
+    /// the others keep warm caches and take over when it goes.
+    #[arg(long, env = "TFJOB_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Name of the leader election Lease.
+    #[arg(
+        long,
+        env = "TFJOB_LEADER_ELECTION_ID",
+        default_value = "tfjob-operator.kubeflow.org"
+    )]
+    pub leader_election_id: String,
+    /// Namespace of the leader election Lease (default: the pod's namespace, or the
+    /// kubeconfig context's).
+    #[arg(long, env = "TFJOB_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Log lines as plain text or as JSON objects (one per line).
+    #[arg(long, env = "TFJOB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Most pods one TFJob may have (all replica types together); a larger job fails with
     /// reason TFJobTooManyReplicas. The CRD refuses more than 50000 per replica type.
     #[arg(long, env = "TFJOB_MAX_REPLICAS_PER_JOB", default_value_t = 20_000)]
@@ -57,6 +86,26 @@ pub struct RunSettings {
     /// job's other pods to come up, so they are reported in one write (0: write at once).
     #[arg(long, env = "TFJOB_STATUS_BATCH_MS", default_value_t = 1000)]
     pub status_batch_ms: u64,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: timestamp, level, message, fields and the reconcile span
+    /// (job namespace and name, reconcile id).
+    Json,
+}
+
+/// A listen address as `host:port`, or `:port` for every interface (upstream's form).
+fn parse_bind_address(s: &str) -> Result<SocketAddr, String> {
+    let full = match s.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => s.to_string(),
+    };
+    full.parse()
+        .map_err(|e| format!("{s:?} is not HOST:PORT or :PORT ({e})"))
 }
 
 /// Parses no arguments at all: every setting at its default.
@@ -115,12 +164,19 @@ mod tests {
             "0",
             "--concurrency",
             "0",
+            "--metrics-bind-address",
+            ":9090",
         ])
         .expect("parses");
         let c = cli.run.controller_config();
         assert_eq!(c.plan.default_clean_pod_policy, CleanPodPolicy::None);
         assert_eq!(c.status_batch, Duration::ZERO);
         assert_eq!(c.concurrency, 1, "at least one worker");
+        assert_eq!(cli.run.http_addr, "0.0.0.0:9090".parse().expect("address"));
+        let upstream = Cli::try_parse_from(["x", "--controller-threads", "3", "--leader-elect"])
+            .expect("upstream's names parse");
+        assert_eq!(upstream.run.controller_config().concurrency, 3);
+        assert!(upstream.run.leader_elect);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::memory::JobMemory;
 use crate::api::labels::JOB_NAME_LABEL;
 use crate::api::{ChildPod, ChildService, TFJob};
 use crate::plan::Action;
+use crate::runtime::leader::LeaderGate;
 use crate::runtime::metrics::Metrics;
 
 /// Shared state of all reconciles.
@@ -26,6 +27,8 @@ pub struct Context {
     services: Store<ChildService>,
     /// What is remembered about each job between reconciles.
     pub(super) memory: JobMemory,
+    /// Whether this replica may act (leader election).
+    pub(super) gate: LeaderGate,
     pub(super) config: ControllerConfig,
     pub(super) metrics: Arc<Metrics>,
 }
@@ -38,6 +41,7 @@ impl Context {
         metrics: Arc<Metrics>,
         (pods, services): (Store<ChildPod>, Store<ChildService>),
         memory: JobMemory,
+        gate: LeaderGate,
     ) -> Self {
         Self {
             client,
@@ -45,6 +49,7 @@ impl Context {
             pods,
             services,
             memory,
+            gate,
             config,
             metrics,
         }
@@ -104,6 +109,9 @@ impl Context {
         job: &TFJob,
         actions: Vec<Action>,
     ) -> Result<(), Error> {
+        if !self.gate.may_act() {
+            return Err(Error::NotLeader);
+        }
         act::execute(&self.client, &self.memory, recorder, job, actions).await
     }
 }

@@ -25,6 +25,9 @@ pub enum Error {
         "the pod and service caches are not ready (watch failed to start); check RBAC for pods and services"
     )]
     CacheNotReady,
+    /// This replica lost the leader Lease between planning and acting: it writes nothing.
+    #[error("not the leader (any more): the plan was not carried out")]
+    NotLeader,
     /// The object from the cache lacks a field the API server always sets.
     #[error("TFJob is missing metadata.{0}; is the API server serving kubeflow.org/v1 correctly?")]
     MissingMetadata(&'static str),
@@ -38,6 +41,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::MissingMetadata(_) => "invalid_object",
             Error::CacheNotReady => "cache",
+            Error::NotLeader => "not_leader",
         }
     }
 

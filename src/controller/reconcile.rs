@@ -67,6 +67,11 @@ async fn run_step(job: &Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
             return Ok(Requeue::requeue(Duration::from_millis(500)));
         }
     }
+    if !ctx.gate.may_act() {
+        // A standby (or a leader whose Lease ran out): every job is reconciled again when this
+        // replica takes the Lease.
+        return Ok(Requeue::await_change());
+    }
     match next_step(job, ctx.config.plan.default_clean_pod_policy) {
         Step::Ignore => Ok(Requeue::await_change()),
         Step::AddFinalizer => {

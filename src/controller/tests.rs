@@ -104,6 +104,7 @@ impl World {
             Arc::new(Metrics::new()),
             (pod_store, svc_store),
             memory,
+            crate::runtime::leader::LeaderGate::always_open(),
         );
         Self {
             ctx,

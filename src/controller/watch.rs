@@ -26,6 +26,7 @@ use super::reconcile::{error_policy, reconcile};
 use super::trim::trim_tfjob;
 use crate::api::labels::MANAGED_SELECTOR;
 use crate::api::{ChildPod, ChildService, TFJob};
+use crate::runtime::leader::LeaderGate;
 use crate::runtime::metrics::Metrics;
 
 /// Objects per page of the initial LIST. A page is held in full (managedFields, pod specs)
@@ -156,6 +157,7 @@ pub async fn run(
     client: Client,
     config: ControllerConfig,
     metrics: Arc<Metrics>,
+    gate: LeaderGate,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let namespace = config.namespace.as_deref();
@@ -184,6 +186,7 @@ pub async fn run(
         metrics.clone(),
         (pods, services),
         memory,
+        gate.clone(),
     ));
     let ready = ctx.clone();
     tokio::spawn(async move {
@@ -199,6 +202,7 @@ pub async fn run(
     Controller::for_stream(job_stream, jobs)
         .owns_stream(pod_stream)
         .owns_stream(svc_stream)
+        .reconcile_all_on(gate.acquisitions())
         .with_config(runtime)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -59,6 +60,8 @@ pub struct Metrics {
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     /// Reconcile duration in seconds.
     pub reconcile_duration: Histogram,
+    /// 1 while this replica holds the leader Lease (always 1 without leader election).
+    pub is_leader: Gauge,
     ready: AtomicBool,
     /// When the process started; watch errors are kept as milliseconds since then.
     started: Instant,
@@ -90,6 +93,7 @@ impl Metrics {
             reconciles: Counter::default(),
             reconcile_errors: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            is_leader: Gauge::default(),
             ready: AtomicBool::new(false),
             started: Instant::now(),
             last_watch_error: AtomicU64::new(0),
@@ -125,6 +129,11 @@ impl Metrics {
             "Reconcile duration",
             m.reconcile_duration.clone(),
         );
+        own.register(
+            "is_leader",
+            "1 while this replica is the leader and acts, 0 on a standby",
+            m.is_leader.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -154,6 +163,11 @@ impl Metrics {
             histogram: &self.reconcile_duration,
             started: Instant::now(),
         }
+    }
+
+    /// Records whether this replica is the leader.
+    pub fn set_leader(&self, leader: bool) {
+        self.is_leader.set(i64::from(leader));
     }
 
     /// Marks the operator ready (caches synced).

@@ -1,4 +1,5 @@
 //! Wiring at the edge: HTTP endpoints and metrics.
 
 pub mod http;
+pub mod leader;
 pub mod metrics;

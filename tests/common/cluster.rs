@@ -243,6 +243,7 @@ impl Operator {
             client,
             config,
             metrics.clone(),
+            tfjob_operator::runtime::leader::LeaderGate::always_open(),
             async move {
                 let _ = rx.await;
             },

@@ -1,0 +1,327 @@
+//! Leader election on a `coordination.k8s.io/v1` Lease, with kube-lease-manager.
+//!
+//! Every replica runs its watches (a standby keeps warm caches); only the one holding the Lease
+//! acts. The [`LeaderGate`] is what the controller asks before it writes anything:
+//!
+//! - it opens when this replica takes the Lease, and every renewal (seen on a watch of the
+//!   Lease) keeps it open until `renewTime + LEASE_SECONDS - FENCE_MARGIN` by our own clock —
+//!   the renewTime is ours, written by our clock, so no skew is involved;
+//! - it closes by itself when that moment passes without a renewal (a partitioned leader stops
+//!   acting before anyone else can take the Lease), and the election loop then exits with
+//!   [`LostLease`] so Kubernetes restarts the pod;
+//! - on shutdown the Lease is released, and a standby that sees it free tries at once instead
+//!   of sleeping until it would have expired: handover within about a second.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
+
+use super::metrics::Metrics;
+
+/// How long a Lease stays valid after a renewal, in seconds (controller-runtime's default).
+pub const LEASE_SECONDS: u64 = 15;
+/// How long before expiry the leader renews (it renews every ~10 s).
+const RENEW_BEFORE_EXPIRY_SECONDS: u64 = 5;
+/// How long before the Lease expires a leader that could not renew stops acting.
+const FENCE_MARGIN: Duration = Duration::from_secs(2);
+
+/// Whether this replica may act now. Without leader election it always may.
+#[derive(Clone)]
+pub struct LeaderGate {
+    state: Arc<GateState>,
+}
+
+struct GateState {
+    elect: bool,
+    leader: AtomicBool,
+    /// Unix milliseconds until which the leader may act.
+    valid_until: AtomicI64,
+    /// Counts acquisitions of the Lease (the controller reconciles every job on each).
+    acquired: watch::Sender<u64>,
+}
+
+impl LeaderGate {
+    fn new(elect: bool) -> Self {
+        Self {
+            state: Arc::new(GateState {
+                elect,
+                leader: AtomicBool::new(false),
+                valid_until: AtomicI64::new(0),
+                acquired: watch::Sender::new(0),
+            }),
+        }
+    }
+
+    /// The gate of a replica that runs without leader election: always open.
+    pub fn always_open() -> Self {
+        Self::new(false)
+    }
+
+    /// Whether this replica may write to the cluster now.
+    pub fn may_act(&self) -> bool {
+        if !self.state.elect {
+            return true;
+        }
+        self.state.leader.load(Ordering::Acquire)
+            && Timestamp::now().as_millisecond() < self.state.valid_until.load(Ordering::Acquire)
+    }
+
+    /// Fires each time this replica becomes the leader (never without leader election).
+    pub fn acquisitions(&self) -> impl Stream<Item = ()> + Send + 'static {
+        let rx = self.state.acquired.subscribe();
+        futures::stream::unfold(rx, |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some(((), rx))
+        })
+    }
+
+    fn take(&self, renewed_at: Timestamp) {
+        self.extend(renewed_at);
+        self.state.leader.store(true, Ordering::Release);
+        self.state.acquired.send_modify(|n| *n += 1);
+    }
+
+    fn extend(&self, renewed_at: Timestamp) {
+        let lease = Duration::from_secs(LEASE_SECONDS).saturating_sub(FENCE_MARGIN);
+        let until =
+            renewed_at.as_millisecond() + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        self.state.valid_until.fetch_max(until, Ordering::AcqRel);
+    }
+
+    fn step_down(&self) {
+        self.state.leader.store(false, Ordering::Release);
+        self.state.valid_until.store(0, Ordering::Release);
+    }
+
+    fn is_leader(&self) -> bool {
+        self.state.leader.load(Ordering::Acquire)
+    }
+}
+
+/// Why a leader stopped: the process should exit and be restarted.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LostLease(String);
+
+/// Where the Lease is and who we are.
+#[derive(Clone, Debug)]
+pub struct Election {
+    /// Lease name (`--leader-election-id`).
+    pub lease: String,
+    /// Lease namespace.
+    pub namespace: String,
+    /// This replica's identity (holderIdentity).
+    pub identity: String,
+}
+
+/// A gate for `election` (closed until the Lease is taken) and the campaign that runs the
+/// election; the campaign fails with [`LostLease`] when a leader loses the Lease or cannot
+/// renew it. `None`: no leader election, the gate is always open.
+pub async fn start(
+    client: Client,
+    election: Option<Election>,
+    metrics: Arc<Metrics>,
+) -> Result<(LeaderGate, Option<Campaign>), kube_lease_manager::LeaseManagerError> {
+    let Some(election) = election else {
+        return Ok((LeaderGate::always_open(), None));
+    };
+    let manager = lease_manager(&client, &election).await?;
+    let gate = LeaderGate::new(true);
+    let campaign = Campaign {
+        client,
+        election,
+        manager,
+        gate: gate.clone(),
+        metrics,
+    };
+    Ok((gate, Some(campaign)))
+}
+
+/// A lease manager for `election`, with the Lease's current state read fresh.
+async fn lease_manager(
+    client: &Client,
+    election: &Election,
+) -> Result<LeaseManager, kube_lease_manager::LeaseManagerError> {
+    LeaseManagerBuilder::new(client.clone(), &election.lease)
+        .with_namespace(&election.namespace)
+        .with_identity(&election.identity)
+        .with_duration(LEASE_SECONDS)
+        .with_grace(RENEW_BEFORE_EXPIRY_SECONDS)
+        .build()
+        .await
+}
+
+/// A running candidacy for the Lease.
+pub struct Campaign {
+    client: Client,
+    election: Election,
+    manager: LeaseManager,
+    gate: LeaderGate,
+    metrics: Arc<Metrics>,
+}
+
+/// What ended one wait of the campaign.
+enum Wake {
+    Shutdown,
+    Changed(Result<bool, kube_lease_manager::LeaseManagerError>),
+    Freed,
+    Expired,
+}
+
+impl Campaign {
+    /// Campaigns for the Lease and keeps it until `shutdown` (then releases it), or until it is
+    /// lost or cannot be renewed (then fails: exit and be restarted).
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), LostLease> {
+        let freed = Arc::new(Notify::new());
+        let observer = tokio::spawn(observe_lease(
+            self.client.clone(),
+            self.election.clone(),
+            self.gate.clone(),
+            freed.clone(),
+        ));
+        let result = self.campaign(shutdown, &freed).await;
+        observer.abort();
+        self.gate.step_down();
+        self.metrics.set_leader(false);
+        if let Err(e) = self.manager.release().await {
+            warn!(error = %e, "could not release the leader Lease");
+        }
+        result
+    }
+
+    async fn campaign(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+        freed: &Notify,
+    ) -> Result<(), LostLease> {
+        tokio::pin!(shutdown);
+        loop {
+            match self.wait(&mut shutdown, freed).await {
+                Wake::Shutdown => return Ok(()),
+                Wake::Changed(result) => self.on_change(result).await?,
+                // kube-lease-manager only re-reads a Lease it believes held once it expires;
+                // a fresh manager reads it now and takes it if it is free.
+                Wake::Freed => match lease_manager(&self.client, &self.election).await {
+                    Ok(fresh) => self.manager = fresh,
+                    Err(e) => warn!(error = %e, "leader election: re-reading the Lease"),
+                },
+                Wake::Expired => {
+                    return Err(LostLease(format!(
+                        "could not renew the leader Lease {}/{} in time; stopped acting before it expired",
+                        self.election.namespace, self.election.lease
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Waits for the next thing the campaign must handle. The manager's `changed()` runs all
+    /// along: while we lead, it is what renews the Lease.
+    async fn wait(
+        &self,
+        shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+        freed: &Notify,
+    ) -> Wake {
+        let mut changed = std::pin::pin!(self.manager.changed());
+        let mut check = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            let leader = self.gate.is_leader();
+            tokio::select! {
+                () = shutdown.as_mut() => return Wake::Shutdown,
+                result = &mut changed => return Wake::Changed(result),
+                () = freed.notified(), if !leader => return Wake::Freed,
+                _ = check.tick(), if leader => {
+                    if !self.gate.may_act() {
+                        return Wake::Expired;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_change(
+        &self,
+        changed: Result<bool, kube_lease_manager::LeaseManagerError>,
+    ) -> Result<(), LostLease> {
+        let leader = self.gate.is_leader();
+        match changed {
+            Ok(true) => {
+                info!(identity = %self.election.identity, lease = %self.election.lease, "became the leader");
+                self.gate.take(Timestamp::now());
+                self.metrics.set_leader(true);
+                Ok(())
+            }
+            Ok(false) if leader => Err(LostLease(format!(
+                "lost the leader Lease {}/{}",
+                self.election.namespace, self.election.lease
+            ))),
+            Ok(false) => Ok(()),
+            Err(e) if leader => Err(LostLease(format!(
+                "cannot renew the leader Lease {}/{}: {e}",
+                self.election.namespace, self.election.lease
+            ))),
+            Err(e) => {
+                warn!(error = %e, "leader election: retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Watches the Lease: our renewals keep the gate open; a Lease that is free (released, or
+/// held by nobody) wakes the campaign so a standby takes it at once.
+async fn observe_lease(client: Client, election: Election, gate: LeaderGate, freed: Arc<Notify>) {
+    let api: Api<Lease> = Api::namespaced(client, &election.namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", election.lease));
+    let mut leases = watcher(api, config)
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    while let Some(event) = leases.next().await {
+        let Ok(lease) = event else { continue };
+        let spec = lease.spec.unwrap_or_default();
+        match spec.holder_identity.as_deref() {
+            Some(holder) if holder == election.identity => {
+                if let Some(renewed) = spec.renew_time.filter(|_| gate.is_leader()) {
+                    gate.extend(renewed.0);
+                }
+            }
+            Some(holder) if !holder.is_empty() => {}
+            _ => freed.notify_one(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_opens_on_taking_the_lease_and_closes_when_renewals_stop() {
+        let gate = LeaderGate::new(true);
+        assert!(!gate.may_act(), "a standby never acts");
+        gate.take(Timestamp::now());
+        assert!(gate.may_act());
+        let stale = Timestamp::now() - jiff::SignedDuration::from_secs(14);
+        let closed = LeaderGate::new(true);
+        closed.take(stale);
+        assert!(
+            !closed.may_act(),
+            "13 s after the last renewal a 15 s Lease no longer lets us act"
+        );
+        gate.step_down();
+        assert!(!gate.may_act());
+        assert!(LeaderGate::always_open().may_act());
+    }
+}
