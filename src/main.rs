@@ -120,6 +120,27 @@ fn election(settings: &RunSettings, client: &kube::Client) -> Option<leader::Ele
     })
 }
 
+/// Runs the campaign until the controller is `done`; a lost Lease stops the process. The task
+/// answers whether the Lease was lost.
+fn spawn_campaign(
+    campaign: leader::Campaign,
+    done: tokio::sync::oneshot::Receiver<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+) -> tokio::task::JoinHandle<bool> {
+    tokio::spawn(async move {
+        let result = campaign
+            .run(async move {
+                let _ = done.await;
+            })
+            .await;
+        if let Err(e) = &result {
+            tracing::error!("{e}; exiting so that Kubernetes restarts this replica");
+            let _ = stop.send(true);
+        }
+        result.is_err()
+    })
+}
+
 /// `run`: the HTTP endpoints and the controller, until SIGTERM or Ctrl-C (or, with leader
 /// election, until this replica loses the Lease: then it exits with a failure, to be restarted).
 async fn run(settings: RunSettings) -> ExitCode {
@@ -159,21 +180,7 @@ async fn run(settings: RunSettings) -> ExitCode {
     // The Lease is released only once the controller has stopped (in-flight reconciles done),
     // so the next leader never overlaps with this one.
     let (controller_done, done) = tokio::sync::oneshot::channel::<()>();
-    let lost = campaign.map(|c| {
-        let stop = stop_tx.clone();
-        tokio::spawn(async move {
-            let result = c
-                .run(async move {
-                    let _ = done.await;
-                })
-                .await;
-            if let Err(e) = &result {
-                tracing::error!("{e}; exiting so that Kubernetes restarts this replica");
-                let _ = stop.send(true);
-            }
-            result.is_err()
-        })
-    });
+    let lost = campaign.map(|c| spawn_campaign(c, done, stop_tx.clone()));
     if lost.is_none() {
         metrics.set_leader(true);
     }
