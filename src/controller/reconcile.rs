@@ -44,9 +44,13 @@ pub fn next_step(job: &TFJob, default_clean_pod_policy: CleanPodPolicy) -> Step 
 }
 
 /// Reconciles one TFJob.
+/// Numbers reconciles, for the logs (`reconcile_id` in the reconcile span).
+static RECONCILE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 pub(super) async fn reconcile(job: Arc<TFJob>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let _timer = ctx.metrics.reconcile_timer();
-    let span = info_span!("reconcile", namespace = %job.namespace().unwrap_or_default(), name = %job.name_any());
+    let id = RECONCILE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let span = info_span!("reconcile", job_namespace = %job.namespace().unwrap_or_default(), job_name = %job.name_any(), reconcile_id = id);
     let result = run_step(&job, &ctx).instrument(span).await;
     if result.is_ok() {
         ctx.memory.succeeded(&job.uid().unwrap_or_default());
