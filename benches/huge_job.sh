@@ -44,7 +44,7 @@ YAML
 
 dynamic=false; [[ "${HUGE_DYNAMIC:-0}" == 1 ]] && dynamic=true
 job huge "$workers" 1 "$dynamic" | kubectl apply -f - >/dev/null
-RUST_LOG=warn "$op" run --namespace "$ns" --http-addr 127.0.0.1:0 >"$dir/logs/huge-operator.log" 2>&1 &
+RUST_LOG=warn "$op" run --namespace "$ns" --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 >"$dir/logs/huge-operator.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 

@@ -326,6 +326,8 @@ async fn main() {
             &args.concurrency.to_string(),
         ])
         .env("KUBECONFIG", args.cluster.join("operator.kubeconfig"))
+        // As an environment variable: older binaries compared against do not know the flag.
+        .env("TFJOB_HEALTH_PROBE_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()

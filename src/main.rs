@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller.
-    Run(RunSettings),
+    Run(Box<RunSettings>),
     /// Print the TFJob CustomResourceDefinition as YAML.
     Crd,
     /// Remove the operator's finalizer from TFJobs (run before uninstalling the operator).
@@ -97,7 +97,7 @@ async fn main() -> ExitCode {
             print!("{}", tfjob_operator::api::crd::crd_yaml());
             ExitCode::SUCCESS
         }
-        Command::Run(settings) => run(settings).await,
+        Command::Run(settings) => run(*settings).await,
         Command::ReleaseFinalizers {
             namespace,
             all_namespaces,
@@ -141,22 +141,11 @@ fn spawn_campaign(
     })
 }
 
-/// `run`: the HTTP endpoints and the controller, until SIGTERM or Ctrl-C (or, with leader
-/// election, until this replica loses the Lease: then it exits with a failure, to be restarted).
-async fn run(settings: RunSettings) -> ExitCode {
-    init_tracing(settings.log_format);
-    let Some(client) = client().await else {
-        return ExitCode::FAILURE;
-    };
-    let http_addr = settings.http_addr;
-    // Bound before anything else starts, so a taken port fails fast.
-    let listener = match http::bind(http_addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: cannot listen on {http_addr} (--metrics-bind-address): {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+/// A stop flag set by SIGTERM or Ctrl-C (or by whoever else holds the sender).
+fn stop_on_signal() -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::sync::watch::Receiver<bool>,
+) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let on_signal = stop_tx.clone();
     tokio::spawn(async move {
@@ -164,9 +153,64 @@ async fn run(settings: RunSettings) -> ExitCode {
         tracing::info!("shutdown requested");
         let _ = on_signal.send(true);
     });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
+    (stop_tx, stop_rx)
+}
+
+/// Resolves once the stop flag is set.
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Runs one controller per watched namespace until the stop flag is set.
+async fn run_controllers(
+    settings: &RunSettings,
+    client: &kube::Client,
+    metrics: &std::sync::Arc<Metrics>,
+    gate: &leader::LeaderGate,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) {
+    let configs = settings.controller_configs();
+    metrics.expect_controllers(configs.len());
+    futures::future::join_all(configs.into_iter().map(|config| {
+        let (client, metrics, gate) = (client.clone(), metrics.clone(), gate.clone());
+        controller::run(client, config, metrics, gate, stopped(stop.clone()))
+    }))
+    .await;
+}
+
+/// Binds `addr` (before anything else starts, so a taken port fails fast), or says why not.
+async fn listen(addr: std::net::SocketAddr, flag: &str) -> Option<tokio::net::TcpListener> {
+    match http::bind(addr).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("error: cannot listen on {addr} ({flag}): {e}; pick a free port");
+            None
+        }
+    }
+}
+
+/// `run`: the HTTP endpoints and one controller per watched namespace, until SIGTERM or Ctrl-C
+/// (or, with leader election, until this replica loses the Lease: then it exits with a failure,
+/// to be restarted).
+async fn run(settings: RunSettings) -> ExitCode {
+    init_tracing(settings.log_format);
+    if let Some(name) = &settings.gang_scheduler_name {
+        eprintln!(
+            "error: --gang-scheduler-name={name}: gang scheduling (Volcano or scheduler-plugins PodGroups) is not supported yet; remove the flag (pods are scheduled one by one)"
+        );
+        return ExitCode::from(2);
+    }
+    let Some(client) = client().await else {
+        return ExitCode::FAILURE;
     };
+    let Some(metrics_listener) = listen(settings.http_addr, "--metrics-bind-address").await else {
+        return ExitCode::FAILURE;
+    };
+    let health = settings.health_probe_bind_address;
+    let Some(health_listener) = listen(health, "--health-probe-bind-address").await else {
+        return ExitCode::FAILURE;
+    };
+    let (stop_tx, stop_rx) = stop_on_signal();
     let metrics = std::sync::Arc::new(Metrics::new());
     let election = election(&settings, &client);
     let (gate, campaign) = match leader::start(client.clone(), election, metrics.clone()).await {
@@ -176,34 +220,35 @@ async fn run(settings: RunSettings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut code = ExitCode::SUCCESS;
-    // The Lease is released only once the controller has stopped (in-flight reconciles done),
+    // The Lease is released only once the controllers have stopped (in-flight reconciles done),
     // so the next leader never overlaps with this one.
-    let (controller_done, done) = tokio::sync::oneshot::channel::<()>();
+    let (controllers_done, done) = tokio::sync::oneshot::channel::<()>();
     let lost = campaign.map(|c| spawn_campaign(c, done, stop_tx.clone()));
     if lost.is_none() {
         metrics.set_leader(true);
     }
-    let server = tokio::spawn(http::serve(
-        listener,
-        metrics.clone(),
-        stopped(stop_rx.clone()),
-    ));
-    let config = settings.controller_config();
-    controller::run(client, config, metrics, gate, stopped(stop_rx)).await;
-    let _ = controller_done.send(());
+    let servers = [
+        (metrics_listener, http::router(metrics.clone())),
+        (health_listener, http::probes(metrics.clone())),
+    ]
+    .map(|(listener, router)| {
+        tokio::spawn(http::serve(listener, router, stopped(stop_rx.clone())))
+    });
+    run_controllers(&settings, &client, &metrics, &gate, &stop_rx).await;
+    let _ = controllers_done.send(());
+    let mut code = ExitCode::SUCCESS;
     if let Some(lost) = lost
         && lost.await.unwrap_or(true)
     {
         code = ExitCode::FAILURE;
     }
-    match server.await {
-        Ok(Err(e)) => {
-            eprintln!("error: HTTP endpoints on {http_addr}: {e}");
-            ExitCode::FAILURE
+    for server in servers {
+        if let Ok(Err(e)) = server.await {
+            eprintln!("error: HTTP endpoints: {e}");
+            code = ExitCode::FAILURE;
         }
-        _ => code,
     }
+    code
 }
 
 /// `release-finalizers`: lets every TFJob of a namespace (or all) go without the operator.

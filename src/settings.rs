@@ -36,18 +36,31 @@ pub struct RunSettings {
     /// force-deleted (node lost).
     #[arg(long, env = "TFJOB_FORCE_DELETE_AFTER_SECONDS", default_value_t = 300)]
     pub force_delete_after_seconds: u64,
-    /// Watch only this namespace.
-    #[arg(long, env = "KUBEFLOW_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only this namespace; repeat for several (one set of watches each). All
+    /// namespaces when not given. The environment variable takes a comma-separated list.
+    #[arg(long, env = "KUBEFLOW_NAMESPACE", value_delimiter = ',')]
+    pub namespace: Vec<String>,
     /// Address of the /metrics, /healthz and /readyz endpoints (`:8080` is every interface).
     #[arg(
         long = "metrics-bind-address",
         alias = "http-addr",
         env = "TFJOB_HTTP_ADDR",
-        default_value = "127.0.0.1:8080",
+        default_value = ":8080",
         value_parser = parse_bind_address
     )]
     pub http_addr: SocketAddr,
+    /// Address of the /healthz and /readyz endpoints alone, for the kubelet's probes.
+    #[arg(
+        long,
+        env = "TFJOB_HEALTH_PROBE_ADDR",
+        default_value = ":8081",
+        value_parser = parse_bind_address
+    )]
+    pub health_probe_bind_address: SocketAddr,
+    /// Gang scheduling (Volcano or scheduler-plugins PodGroups) is not implemented: any value
+    /// is refused at startup rather than silently ignored.
+    #[arg(long, env = "TFJOB_GANG_SCHEDULER_NAME")]
+    pub gang_scheduler_name: Option<String>,
     /// Elect a leader among the replicas on a coordination.k8s.io Lease: only the leader acts,
     /// the others keep warm caches and take over when it goes.
     #[arg(long, env = "TFJOB_LEADER_ELECT")]
@@ -126,7 +139,26 @@ impl RunSettings {
         }
     }
 
-    /// The reconciler's configuration.
+    /// The configuration of each controller to run: one per `--namespace`, or one for all
+    /// namespaces.
+    pub fn controller_configs(&self) -> Vec<ControllerConfig> {
+        let all = self.controller_config();
+        if self.namespace.is_empty() {
+            return vec![all];
+        }
+        let mut namespaces = self.namespace.clone();
+        namespaces.sort();
+        namespaces.dedup();
+        namespaces
+            .into_iter()
+            .map(|ns| ControllerConfig {
+                namespace: Some(ns),
+                ..all.clone()
+            })
+            .collect()
+    }
+
+    /// The reconciler's configuration (of the first namespace, when several are given).
     pub fn controller_config(&self) -> ControllerConfig {
         ControllerConfig {
             plan: PlanConfig {
@@ -138,7 +170,7 @@ impl RunSettings {
             },
             concurrency: self.concurrency.max(1),
             force_delete_after: Duration::from_secs(self.force_delete_after_seconds),
-            namespace: self.namespace.clone(),
+            namespace: self.namespace.first().cloned(),
             debounce: Duration::from_millis(self.debounce_ms),
             status_batch: Duration::from_millis(self.status_batch_ms),
         }
@@ -177,6 +209,30 @@ mod tests {
             .expect("upstream's names parse");
         assert_eq!(upstream.run.controller_config().concurrency, 3);
         assert!(upstream.run.leader_elect);
+        let two = Cli::try_parse_from([
+            "x",
+            "--namespace",
+            "b",
+            "--namespace",
+            "a",
+            "--namespace",
+            "b",
+        ])
+        .expect("repeatable");
+        let scopes: Vec<_> = two
+            .run
+            .controller_configs()
+            .into_iter()
+            .map(|c| c.namespace)
+            .collect();
+        assert_eq!(scopes, vec![Some("a".to_string()), Some("b".to_string())]);
+        let all = Cli::try_parse_from(["x"]).expect("no flags");
+        assert_eq!(all.run.controller_configs().len(), 1);
+        assert_eq!(
+            all.run.http_addr.to_string(),
+            "0.0.0.0:8080",
+            "upstream's default"
+        );
     }
 
     #[test]

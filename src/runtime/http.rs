@@ -33,12 +33,16 @@ async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     )
 }
 
-/// The router (exposed for tests).
+/// The metrics address's router: `/metrics`, and the probes too.
 pub fn router(m: Arc<Metrics>) -> Router {
+    probes(m.clone()).merge(Router::new().route("/metrics", get(metrics)).with_state(m))
+}
+
+/// The health probe address's router: `/healthz` and `/readyz`.
+pub fn probes(m: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .with_state(m)
 }
 
@@ -47,14 +51,14 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
     tokio::net::TcpListener::bind(addr).await
 }
 
-/// Serves the endpoints on `listener` until `shutdown` resolves.
+/// Serves `router` on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    m: Arc<Metrics>,
+    router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    tracing::info!(addr = ?listener.local_addr().ok(), "serving /healthz, /readyz and /metrics");
-    axum::serve(listener, router(m))
+    tracing::info!(addr = ?listener.local_addr().ok(), "serving HTTP endpoints");
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -1,7 +1,7 @@
 //! Prometheus metrics: upstream's `training_operator_jobs_*_total` counters (so existing
 //! dashboards keep working) and the reconciler's own health.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -62,7 +62,8 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     /// 1 while this replica holds the leader Lease (always 1 without leader election).
     pub is_leader: Gauge,
-    ready: AtomicBool,
+    /// Controllers whose caches have not synced yet (one per watched namespace).
+    unsynced: AtomicUsize,
     /// When the process started; watch errors are kept as milliseconds since then.
     started: Instant,
     /// Milliseconds after `started` of the latest watch error, plus one (0: none yet).
@@ -94,7 +95,7 @@ impl Metrics {
             reconcile_errors: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             is_leader: Gauge::default(),
-            ready: AtomicBool::new(false),
+            unsynced: AtomicUsize::new(1),
             started: Instant::now(),
             last_watch_error: AtomicU64::new(0),
             registry: Registry::default(),
@@ -170,9 +171,17 @@ impl Metrics {
         self.is_leader.set(i64::from(leader));
     }
 
-    /// Marks the operator ready (caches synced).
+    /// Sets how many controllers (one per watched namespace) must sync before the operator
+    /// is ready (1 unless set).
+    pub fn expect_controllers(&self, n: usize) {
+        self.unsynced.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// Notes that one controller's caches have synced; ready once all have.
     pub fn set_ready(&self) {
-        self.ready.store(true, Ordering::Relaxed);
+        let _ = self
+            .unsynced
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
     /// Notes that a watch failed (its cache may be stale until it has re-listed or resumed).
@@ -189,7 +198,7 @@ impl Metrics {
     }
 
     fn is_ready_at(&self, now: Instant) -> bool {
-        if !self.ready.load(Ordering::Relaxed) {
+        if self.unsynced.load(Ordering::Relaxed) > 0 {
             return false;
         }
         match self.last_watch_error.load(Ordering::Relaxed) {
@@ -240,6 +249,9 @@ mod tests {
     fn a_watch_error_makes_it_unready_until_the_watches_have_been_quiet() {
         let m = Metrics::new();
         assert!(!m.is_ready(), "not before the caches synced");
+        m.expect_controllers(2);
+        m.set_ready();
+        assert!(!m.is_ready(), "one of two namespaces synced");
         m.set_ready();
         assert!(m.is_ready());
         m.watch_failed();

@@ -61,7 +61,7 @@ for n in "$ns" "$seed_ns"; do
 done
 
 log "operator"
-RUST_LOG=info "$bin" run --http-addr 127.0.0.1:0 >"$work/operator.log" 2>&1 &
+RUST_LOG=info "$bin" run --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 >"$work/operator.log" 2>&1 &
 op_pid=$!
 
 log "Python SDK suite"

@@ -34,7 +34,7 @@ helm upgrade --install tfjob-operator "$root/charts/tfjob-operator" -n tfjob-sys
 say "Running the operator on this machine as the chart's ServiceAccount"
 sa_kubeconfig tfjob-operator tfjob-system "$dir/operator.kubeconfig" 12h
 [[ -f "$dir/operator.pid" ]] && kill "$(cat "$dir/operator.pid")" 2>/dev/null || true
-KUBECONFIG="$dir/operator.kubeconfig" nohup "$bin" run --http-addr 127.0.0.1:18080 >"$dir/operator.log" 2>&1 &
+KUBECONFIG="$dir/operator.kubeconfig" nohup "$bin" run --metrics-bind-address 127.0.0.1:18080 --health-probe-bind-address 127.0.0.1:18081 >"$dir/operator.log" 2>&1 &
 echo $! > "$dir/operator.pid"
 until curl -sf http://127.0.0.1:18080/readyz >/dev/null; do sleep 0.2; done
 echo "operator ready (metrics: curl http://127.0.0.1:18080/metrics)"

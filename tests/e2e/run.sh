@@ -58,7 +58,7 @@ helm install "$release" "$root/charts/tfjob-operator" -n "$sys_ns" --wait --time
 if [[ "$mode" == local ]]; then
   log "running the operator on this host as the chart's ServiceAccount, with leader election as the chart runs it"
   sa_kubeconfig "$release" "$sys_ns" "$work/sa.kubeconfig" 2h
-  KUBECONFIG="$work/sa.kubeconfig" RUST_LOG=info "$bin" run --metrics-bind-address 127.0.0.1:0 \
+  KUBECONFIG="$work/sa.kubeconfig" RUST_LOG=info "$bin" run --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 \
     --leader-elect --leader-election-namespace "$sys_ns" --leader-election-id e2e-local >"$work/operator.log" 2>&1 &
   op_pid=$!
 fi

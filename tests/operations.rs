@@ -1,0 +1,160 @@
+//! Running the operator as an SRE would (issue 14): `/metrics` after a known sequence, several
+//! `--namespace`s, and flags that must refuse to start.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::{TestNs, has_condition, wait_for, wait_job};
+use common::process::{OperatorProcess, run_to_exit};
+use k8s_openapi::api::core::v1::Pod;
+use tfjob_operator::api::RestartPolicy;
+use tfjob_operator::api::builder::tfjob;
+
+const T: Duration = Duration::from_secs(90);
+
+/// Ends worker 0 of `job` with `code` and waits until the job has condition `until`.
+async fn exit_worker0(t: &TestNs, job: &str, code: i32, until: &str) {
+    let pod = format!("{job}-worker-0");
+    wait_for(t.pods(), &format!("{pod} Running"), T, |pods| {
+        pods.iter().any(|p| {
+            p.metadata.name.as_deref() == Some(pod.as_str())
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+    })
+    .await;
+    t.exit_pod(&pod, code).await;
+    wait_job(t, job, until, T, |j| has_condition(j, until)).await;
+}
+
+/// The UID of `name` once it is a Running pod other than `not`.
+async fn running_pod_uid(t: &TestNs, name: &str, not: Option<&str>) -> String {
+    let pods = wait_for(
+        t.pods(),
+        &format!("{name} Running anew"),
+        T,
+        |pods: &[std::sync::Arc<Pod>]| {
+            pods.iter().any(|p| {
+                p.metadata.name.as_deref() == Some(name)
+                    && p.metadata.uid.as_deref() != not
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            })
+        },
+    )
+    .await;
+    pods.iter()
+        .find(|p| p.metadata.name.as_deref() == Some(name) && p.metadata.uid.as_deref() != not)
+        .and_then(|p| p.metadata.uid.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
+async fn job_metrics_after_a_known_sequence_match_exactly() {
+    let t = TestNs::new("metrics").await;
+    let op = OperatorProcess::start(&t.dir, &["--namespace", &t.ns]);
+    op.wait_ready(T).await;
+    for name in ["s1", "s2"] {
+        t.create_job(tfjob(name).workers(1)).await;
+        exit_worker0(&t, name, 0, "Succeeded").await;
+    }
+    t.create_job(tfjob("f1").workers(1).restart(RestartPolicy::Never))
+        .await;
+    exit_worker0(&t, "f1", 1, "Failed").await;
+    t.create_job(tfjob("r1").workers(1).restart(RestartPolicy::ExitCode))
+        .await;
+    let mut uid = running_pod_uid(&t, "r1-worker-0", None).await;
+    for _ in 0..2 {
+        t.exit_pod("r1-worker-0", 137).await;
+        uid = running_pod_uid(&t, "r1-worker-0", Some(&uid)).await;
+    }
+    t.create_job(tfjob("d1").workers(1).ttl_seconds_after_finished(0))
+        .await;
+    exit_worker0(&t, "d1", 0, "Succeeded").await;
+    wait_for(t.jobs(), "d1 deleted by its TTL", T, |jobs| {
+        jobs.iter()
+            .all(|j| j.metadata.name.as_deref() != Some("d1"))
+    })
+    .await;
+
+    let labels = format!("{{job_namespace=\"{}\",framework=\"tensorflow\"}}", t.ns);
+    let expected = [
+        ("created", 5.0),
+        ("successful", 3.0),
+        ("failed", 1.0),
+        ("restarted", 2.0),
+        ("deleted", 1.0),
+    ];
+    for (counter, value) in expected {
+        let series = format!("training_operator_jobs_{counter}_total{labels}");
+        assert_eq!(op.metric(&series).await, Some(value), "{series}");
+    }
+    assert_eq!(op.metric("tfjob_operator_is_leader").await, Some(1.0));
+}
+
+#[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
+async fn namespaces_given_are_reconciled_and_others_ignored() {
+    let (a, b, c) = (
+        TestNs::new("ns-a").await,
+        TestNs::new("ns-b").await,
+        TestNs::new("ns-c").await,
+    );
+    let op = OperatorProcess::start(&a.dir, &["--namespace", &a.ns, "--namespace", &b.ns]);
+    op.wait_ready(T).await;
+    c.create_job(tfjob("j").workers(1)).await;
+    for t in [&a, &b] {
+        t.create_job(tfjob("j").workers(1)).await;
+        wait_job(t, "j", "Running", T, |j| has_condition(j, "Running")).await;
+    }
+    // Both watched namespaces are done; the job in c, created first, was never touched.
+    let ignored = c.jobs().get("j").await.expect("job in c");
+    assert!(ignored.status.is_none(), "{:?}", ignored.status);
+    assert!(ignored.metadata.finalizers.is_none());
+    assert!(
+        c.pods()
+            .list(&Default::default())
+            .await
+            .expect("pods")
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
+async fn a_taken_metrics_port_is_a_one_line_error() {
+    let dir = common::cluster::cluster_dir();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = run_to_exit(
+        &dir.join("operator.kubeconfig"),
+        &[
+            "--metrics-bind-address",
+            &addr,
+            "--health-probe-bind-address",
+            "127.0.0.1:0",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr} (--metrics-bind-address)")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn gang_scheduling_is_refused_rather_than_ignored() {
+    let out = run_to_exit(
+        std::path::Path::new("/nonexistent"),
+        &["--gang-scheduler-name", "volcano"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--gang-scheduler-name=volcano: gang scheduling")
+            && stderr.contains("not supported"),
+        "{stderr}"
+    );
+}
