@@ -200,8 +200,20 @@ async fn run(settings: RunSettings) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let Some(client) = client().await else {
-        return ExitCode::FAILURE;
+    let metrics = std::sync::Arc::new(Metrics::new());
+    let client = match tfjob_operator::runtime::client::build(
+        settings.rate_limit(),
+        metrics.clone(),
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "error: cannot build a Kubernetes client from KUBECONFIG or the in-cluster config: {e}"
+            );
+            return ExitCode::FAILURE;
+        }
     };
     let Some(metrics_listener) = listen(settings.http_addr, "--metrics-bind-address").await else {
         return ExitCode::FAILURE;
@@ -211,7 +223,6 @@ async fn run(settings: RunSettings) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let (stop_tx, stop_rx) = stop_on_signal();
-    let metrics = std::sync::Arc::new(Metrics::new());
     let election = election(&settings, &client);
     let (gate, campaign) = match leader::start(client.clone(), election, metrics.clone()).await {
         Ok(started) => started,

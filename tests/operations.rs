@@ -144,6 +144,90 @@ async fn a_taken_metrics_port_is_a_one_line_error() {
     );
 }
 
+/// Receive times of the audited operator user's requests in namespace `ns`, from `offset` on.
+fn audited_requests(audit: &std::path::Path, offset: usize, ns: &str) -> Vec<jiff::Timestamp> {
+    let text = std::fs::read_to_string(audit).unwrap_or_default();
+    let mut seen = std::collections::HashSet::new();
+    let mut times: Vec<jiff::Timestamp> = text
+        .get(offset..)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|e| e["user"]["username"] == "tfjob-operator" && e["objectRef"]["namespace"] == ns)
+        .filter(|e| seen.insert(e["auditID"].as_str().unwrap_or_default().to_string()))
+        .filter_map(|e| e["requestReceivedTimestamp"].as_str()?.parse().ok())
+        .collect();
+    times.sort();
+    times
+}
+
+#[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
+async fn kube_api_qps_holds_the_operators_request_rate() {
+    const QPS: f64 = 5.0;
+    const BURST: usize = 5;
+    let t = TestNs::new("qps").await;
+    let audit = t.dir.join("logs/audit.log");
+    let offset = std::fs::metadata(&audit).map_or(0, |m| m.len() as usize);
+    let op = OperatorProcess::start(
+        &t.dir,
+        &[
+            "--namespace",
+            &t.ns,
+            "--kube-api-qps",
+            "5",
+            "--kube-api-burst",
+            "5",
+        ],
+    );
+    op.wait_ready(T).await;
+    for i in 0..100 {
+        t.create_job(tfjob(&format!("q{i}")).workers(1)).await;
+    }
+    // A 100-job burst is ~1,500 requests: the first 150 take ~30 s at 5/s.
+    let deadline = std::time::Instant::now() + T;
+    let times = loop {
+        let times = audited_requests(&audit, offset, &t.ns);
+        if times.len() >= 150 {
+            break times;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} requests",
+            times.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    // A token bucket allows at most BURST + QPS * w requests in any window of w seconds.
+    for (i, start) in times.iter().enumerate() {
+        let window = jiff::SignedDuration::from_secs(10);
+        let within = times[i..]
+            .iter()
+            .take_while(|t| **t < *start + window)
+            .count();
+        assert!(
+            within <= BURST + 50,
+            "{within} requests in 10 s from {start}"
+        );
+    }
+    let span = times[times.len() - 1]
+        .duration_since(times[0])
+        .as_secs_f64();
+    let rate = (times.len() - BURST) as f64 / span;
+    eprintln!(
+        "{} requests in {span:.1} s: {rate:.2}/s after the burst",
+        times.len()
+    );
+    assert!(rate <= QPS * 1.05, "{rate:.2} requests/s");
+    let counted = op
+        .metric("tfjob_operator_api_requests_total{verb=\"POST\",code=\"201\"}")
+        .await;
+    assert!(
+        counted.is_some_and(|n| n > 0.0),
+        "creates counted by verb and code: {counted:?}"
+    );
+}
+
 #[test]
 fn gang_scheduling_is_refused_rather_than_ignored() {
     let out = run_to_exit(

@@ -41,6 +41,15 @@ pub struct ErrorLabels {
     pub category: String,
 }
 
+/// Labels of an API request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// HTTP method (`GET`, `POST`, `PUT`, `PATCH`, `DELETE`).
+    pub verb: String,
+    /// HTTP status code, or `error` when no response came.
+    pub code: String,
+}
+
 /// All metrics of the operator.
 pub struct Metrics {
     registry: Registry,
@@ -62,6 +71,8 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     /// 1 while this replica holds the leader Lease (always 1 without leader election).
     pub is_leader: Gauge,
+    /// API requests by verb (HTTP method) and response code.
+    pub api_requests: Family<RequestLabels, Counter>,
     /// Controllers whose caches have not synced yet (one per watched namespace).
     unsynced: AtomicUsize,
     /// When the process started; watch errors are kept as milliseconds since then.
@@ -95,6 +106,7 @@ impl Metrics {
             reconcile_errors: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             is_leader: Gauge::default(),
+            api_requests: Family::default(),
             unsynced: AtomicUsize::new(1),
             started: Instant::now(),
             last_watch_error: AtomicU64::new(0),
@@ -135,6 +147,11 @@ impl Metrics {
             "1 while this replica is the leader and acts, 0 on a standby",
             m.is_leader.clone(),
         );
+        own.register(
+            "api_requests",
+            "Kubernetes API requests by verb and response code",
+            m.api_requests.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -164,6 +181,13 @@ impl Metrics {
             histogram: &self.reconcile_duration,
             started: Instant::now(),
         }
+    }
+
+    /// Counts one API request.
+    pub fn count_request(&self, verb: String, code: String) {
+        self.api_requests
+            .get_or_create(&RequestLabels { verb, code })
+            .inc();
     }
 
     /// Records whether this replica is the leader.

@@ -1,5 +1,6 @@
 //! Wiring at the edge: HTTP endpoints and metrics.
 
+pub mod client;
 pub mod http;
 pub mod leader;
 pub mod metrics;
