@@ -178,6 +178,24 @@ async fn run_controllers(
     .await;
 }
 
+/// The operator's client (rate limit, request metrics); None after saying why it cannot be
+/// built.
+async fn operator_client(
+    settings: &RunSettings,
+    metrics: &std::sync::Arc<Metrics>,
+) -> Option<kube::Client> {
+    let limit = settings.rate_limit();
+    match tfjob_operator::runtime::client::build(limit, metrics.clone()).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!(
+                "error: cannot build a Kubernetes client from KUBECONFIG or the in-cluster config: {e}"
+            );
+            None
+        }
+    }
+}
+
 /// Binds `addr` (before anything else starts, so a taken port fails fast), or says why not.
 async fn listen(addr: std::net::SocketAddr, flag: &str) -> Option<tokio::net::TcpListener> {
     match http::bind(addr).await {
@@ -201,19 +219,8 @@ async fn run(settings: RunSettings) -> ExitCode {
         return ExitCode::from(2);
     }
     let metrics = std::sync::Arc::new(Metrics::new());
-    let client = match tfjob_operator::runtime::client::build(
-        settings.rate_limit(),
-        metrics.clone(),
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "error: cannot build a Kubernetes client from KUBECONFIG or the in-cluster config: {e}"
-            );
-            return ExitCode::FAILURE;
-        }
+    let Some(client) = operator_client(&settings, &metrics).await else {
+        return ExitCode::FAILURE;
     };
     let Some(metrics_listener) = listen(settings.http_addr, "--metrics-bind-address").await else {
         return ExitCode::FAILURE;

@@ -168,7 +168,7 @@ async fn kube_api_qps_holds_the_operators_request_rate() {
     const BURST: usize = 5;
     let t = TestNs::new("qps").await;
     let audit = t.dir.join("logs/audit.log");
-    let offset = std::fs::metadata(&audit).map_or(0, |m| m.len() as usize);
+    let offset = std::fs::metadata(&audit).map_or(0, |m| usize::try_from(m.len()).unwrap_or(0));
     let op = OperatorProcess::start(
         &t.dir,
         &[
