@@ -208,6 +208,12 @@ impl Drop for TestNs {
                 {
                     eprintln!("releasing finalizers in {ns}: {e}");
                 }
+                // Deleted here rather than left to the namespace controller, whose backoff can
+                // grow long around an API server restart (a later suite checks no TFJob is left).
+                let jobs: Api<tfjob_operator::api::TFJob> = Api::namespaced(client.clone(), &ns);
+                let _ = jobs
+                    .delete_collection(&DeleteParams::default(), &Default::default())
+                    .await;
                 let api: Api<Namespace> = Api::all(client);
                 let _ = api.delete(&ns, &DeleteParams::default()).await;
             });
