@@ -178,22 +178,27 @@ async fn run_controllers(
     .await;
 }
 
-/// The operator's client (rate limit, request metrics); None after saying why it cannot be
-/// built.
+/// The operator's client (rate limit, request metrics), once the startup checks passed; None
+/// after saying, one line each, what is wrong.
 async fn operator_client(
     settings: &RunSettings,
     metrics: &std::sync::Arc<Metrics>,
 ) -> Option<kube::Client> {
     let limit = settings.rate_limit();
-    match tfjob_operator::runtime::client::build(limit, metrics.clone()).await {
-        Ok(c) => Some(c),
+    let client = match tfjob_operator::runtime::client::build(limit, metrics.clone()).await {
+        Ok(c) => c,
         Err(e) => {
             eprintln!(
                 "error: cannot build a Kubernetes client from KUBECONFIG or the in-cluster config: {e}"
             );
-            None
+            return None;
         }
+    };
+    let problems = tfjob_operator::runtime::preflight::check(&client, &settings.namespace).await;
+    for problem in &problems {
+        eprintln!("error: {problem}");
     }
+    problems.is_empty().then_some(client)
 }
 
 /// Binds `addr` (before anything else starts, so a taken port fails fast), or says why not.

@@ -228,6 +228,159 @@ async fn kube_api_qps_holds_the_operators_request_rate() {
     );
 }
 
+/// A kubeconfig for ServiceAccount `sa` of `t`'s namespace, with a fresh token.
+async fn service_account_kubeconfig(t: &TestNs, sa: &str) -> std::path::PathBuf {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let accounts: kube::Api<ServiceAccount> = t.api();
+    let request: TokenRequest = serde_json::from_value(serde_json::json!({
+        "spec": {"audiences": [], "expirationSeconds": 3600}
+    }))
+    .expect("token request");
+    let token = accounts
+        .create_token_request(sa, &Default::default(), &request)
+        .await
+        .expect("token")
+        .status
+        .expect("token status")
+        .token
+        .expect("a token");
+    let admin = kube::config::Kubeconfig::read_from(t.dir.join("kubeconfig")).expect("kubeconfig");
+    let cluster = admin.clusters[0].cluster.clone().expect("cluster");
+    let path = std::env::temp_dir().join(format!("{}-{sa}.kubeconfig", t.ns));
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: {:?}, certificate-authority: {:?}}}}}]\nusers: [{{name: sa, user: {{token: {token:?}}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: sa}}}}]\ncurrent-context: c\n",
+        cluster.server.unwrap_or_default(),
+        cluster.certificate_authority.unwrap_or_default(),
+    );
+    std::fs::write(&path, yaml).expect("kubeconfig written");
+    path
+}
+
+#[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
+async fn a_missing_permission_is_named_at_startup() {
+    let t = TestNs::new("rbac").await;
+    // Everything the operator needs in the namespace, except watching pods.
+    let rules: Vec<serde_json::Value> = tfjob_operator::runtime::preflight::PERMISSIONS
+        .iter()
+        .map(|(group, resource, verbs)| {
+            let verbs: Vec<&str> = verbs
+                .iter()
+                .copied()
+                .filter(|v| !(*resource == "pods" && *v == "watch"))
+                .collect();
+            serde_json::json!({"apiGroups": [group], "resources": [resource], "verbs": verbs})
+        })
+        .collect();
+    let objects = [
+        serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "limited"}}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "limited"}, "rules": rules}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "limited"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "limited"},
+            "subjects": [{"kind": "ServiceAccount", "name": "limited", "namespace": t.ns}]}),
+    ];
+    for object in objects {
+        let object: kube::api::DynamicObject = serde_json::from_value(object).expect("object");
+        let gvk = kube::api::GroupVersionKind::try_from(object.types.as_ref().expect("types"))
+            .expect("gvk");
+        let (resource, _) = kube::discovery::pinned_kind(&t.client, &gvk)
+            .await
+            .expect("discovered");
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(t.client.clone(), &t.ns, &resource);
+        api.create(&Default::default(), &object)
+            .await
+            .expect("created");
+    }
+    let kubeconfig = service_account_kubeconfig(&t, "limited").await;
+    let out = run_to_exit(
+        &kubeconfig,
+        &[
+            "--namespace",
+            &t.ns,
+            "--metrics-bind-address",
+            "127.0.0.1:0",
+            "--health-probe-bind-address",
+            "127.0.0.1:0",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].starts_with(&format!(
+            "error: no permission to watch pods in namespace {}",
+            t.ns
+        )),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
+async fn a_missing_crd_is_named_at_startup() {
+    // A control plane of its own: the shared one has the CRD.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up =
+        std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cluster/up.sh"))
+            .arg(dir.path())
+            .env("TFJOB_CLUSTER_NODES", "1")
+            .output()
+            .expect("up.sh runs");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let out = run_to_exit(
+        &dir.path().join("operator.kubeconfig"),
+        &[
+            "--metrics-bind-address",
+            "127.0.0.1:0",
+            "--health-probe-bind-address",
+            "127.0.0.1:0",
+        ],
+    );
+    let _ = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/cluster/down.sh"
+    ))
+    .arg(dir.path())
+    .output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: the TFJob CRD (tfjobs.kubeflow.org, v1) is not installed: run `kubectl apply --server-side -f crds/`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreadable_kubeconfig_is_a_one_line_error() {
+    let out = run_to_exit(
+        std::path::Path::new("/nonexistent/kubeconfig"),
+        &[
+            "--metrics-bind-address",
+            "127.0.0.1:0",
+            "--health-probe-bind-address",
+            "127.0.0.1:0",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: cannot build a Kubernetes client from KUBECONFIG"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn gang_scheduling_is_refused_rather_than_ignored() {
     let out = run_to_exit(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use backon::ExponentialBuilder;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::runtime::controller::Config as RuntimeConfig;
 use kube::runtime::reflector::{self, Store};
@@ -16,7 +16,7 @@ use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::config::ControllerConfig;
 use super::context::Context;
@@ -199,12 +199,13 @@ pub async fn run(
     let runtime = RuntimeConfig::default()
         .concurrency(config.concurrency)
         .debounce(config.debounce);
-    Controller::for_stream(job_stream, jobs)
+    let shutdown = shutdown.shared();
+    let controller = Controller::for_stream(job_stream, jobs)
         .owns_stream(pod_stream)
         .owns_stream(svc_stream)
         .reconcile_all_on(gate.acquisitions())
         .with_config(runtime)
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
             match res {
@@ -212,7 +213,19 @@ pub async fn run(
                 Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
                 Err(e) => debug!(error = %e, "controller event"),
             }
-        })
-        .await;
-    info!("controller stopped");
+        });
+    // kube-runtime's graceful shutdown never ends while the TFJob watch cannot list (it waits
+    // for the store it never fills): after the grace period the controller stops anyway.
+    let overdue = async {
+        shutdown.await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        () = controller => info!("controller stopped"),
+        () = overdue => warn!(grace = ?SHUTDOWN_GRACE, "controller did not stop within its grace period; stopping anyway"),
+    }
 }
+
+/// How long in-flight reconciles may take to finish once shutdown is requested (below the
+/// kubelet's default 30 s before SIGKILL).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);

@@ -4,3 +4,4 @@ pub mod client;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod preflight;

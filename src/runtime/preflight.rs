@@ -1,0 +1,111 @@
+//! Checks before the controllers start, each failing with one line that says what to do: the
+//! TFJob CRD is served, and the operator may do everything it will do (asked with
+//! SelfSubjectAccessReviews, so a missing permission is named instead of showing up later as a
+//! watch that retries forever).
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client};
+
+use crate::api::TFJob;
+
+/// What the operator does: (API group, resource, verbs). The Helm chart's ClusterRole grants
+/// exactly these.
+pub const PERMISSIONS: &[(&str, &str, &[&str])] = &[
+    (
+        "kubeflow.org",
+        "tfjobs",
+        &["get", "list", "watch", "patch", "delete"],
+    ),
+    ("kubeflow.org", "tfjobs/status", &["update"]),
+    ("", "pods", &["list", "watch", "create", "patch", "delete"]),
+    (
+        "",
+        "services",
+        &["list", "watch", "create", "patch", "delete"],
+    ),
+    ("events.k8s.io", "events", &["create"]),
+];
+
+/// Runs the checks for the watched `namespaces` (empty: all); the errors, one line each.
+pub async fn check(client: &Client, namespaces: &[String]) -> Vec<String> {
+    if let Some(missing) = crd_missing(client, namespaces.first()).await {
+        return vec![missing];
+    }
+    let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().map(|ns| Some(ns.as_str())).collect()
+    };
+    let mut errors = Vec::new();
+    for scope in scopes {
+        for (group, resource, verbs) in PERMISSIONS {
+            for verb in *verbs {
+                match allowed(client, scope, group, resource, verb).await {
+                    Ok(true) => {}
+                    Ok(false) => errors.push(format!(
+                        "no permission to {verb} {resource}{} {}: grant it to the operator's user or ServiceAccount (the Helm chart's ClusterRole has it)",
+                        if group.is_empty() { String::new() } else { format!(".{group}") },
+                        scope.map_or("cluster-wide".to_string(), |ns| format!("in namespace {ns}")),
+                    )),
+                    Err(e) => errors.push(format!(
+                        "cannot check permissions (SelfSubjectAccessReview): {e}"
+                    )),
+                }
+            }
+        }
+    }
+    errors.dedup();
+    errors
+}
+
+/// What listing TFJobs says about the cluster: no such resource (the CRD is not installed), or
+/// credentials refused.
+async fn crd_missing(client: &Client, namespace: Option<&String>) -> Option<String> {
+    let api: Api<TFJob> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    // The API server answers an unknown resource with a plain "404 page not found".
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Err(kube::Error::Api(status)) if status.code == 401 => Some(
+            "the API server refused the credentials (401 Unauthorized): check the kubeconfig's user or the ServiceAccount token".into(),
+        ),
+        Err(kube::Error::Api(status)) if status.code == 404 => Some(
+            "the TFJob CRD (tfjobs.kubeflow.org, v1) is not installed: run `kubectl apply --server-side -f crds/` or install the Helm chart".into(),
+        ),
+        _ => None,
+    }
+}
+
+async fn allowed(
+    client: &Client,
+    namespace: Option<&str>,
+    group: &str,
+    resource: &str,
+    verb: &str,
+) -> Result<bool, kube::Error> {
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((r, s)) => (r, Some(s.to_string())),
+        None => (resource, None),
+    };
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some(group.into()),
+                resource: Some(resource.into()),
+                subresource,
+                verb: Some(verb.into()),
+                namespace: namespace.map(Into::into),
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        ..SelfSubjectAccessReview::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let answer = api.create(&PostParams::default(), &review).await?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}
