@@ -214,8 +214,16 @@ pub async fn run(
                 Err(e) => debug!(error = %e, "controller event"),
             }
         });
-    // kube-runtime's graceful shutdown never ends while the TFJob watch cannot list (it waits
-    // for the store it never fills): after the grace period the controller stops anyway.
+    until_stopped(controller, shutdown).await;
+}
+
+/// Runs `controller` until it has stopped, or until [`SHUTDOWN_GRACE`] after `shutdown`:
+/// kube-runtime's graceful shutdown never ends while the TFJob watch cannot list (it waits for
+/// the store it never fills).
+async fn until_stopped(
+    controller: impl std::future::Future<Output = ()>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let overdue = async {
         shutdown.await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
