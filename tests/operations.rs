@@ -90,6 +90,20 @@ async fn job_metrics_after_a_known_sequence_match_exactly() {
         assert_eq!(op.metric(&series).await, Some(value), "{series}");
     }
     assert_eq!(op.metric("tfjob_operator_is_leader").await, Some(1.0));
+    // The cache gauge is refreshed every 5 s: s1, s2, f1 and r1 are left.
+    let cached = format!(
+        "tfjob_operator_cached_objects{{kind=\"TFJob\",namespace=\"{}\"}}",
+        t.ns
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while op.metric(&cached).await != Some(4.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{cached}: {:?}",
+            op.metric(&cached).await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 #[tokio::test]

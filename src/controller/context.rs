@@ -61,6 +61,11 @@ impl Context {
         self.pods.wait_until_ready().await.is_ok() && self.services.wait_until_ready().await.is_ok()
     }
 
+    /// Objects in the pod and service caches.
+    pub(super) fn cache_sizes(&self) -> (usize, usize) {
+        (self.pods.len(), self.services.len())
+    }
+
     /// An event recorder for one reconcile. kube-runtime's Recorder keeps every event it
     /// published for six minutes to fold repeats into a series; shared across all jobs that
     /// cache was a third of the operator's memory at 1000 jobs, so each reconcile gets its own

@@ -195,6 +195,7 @@ pub async fn run(
             ready.metrics.set_ready();
         }
     });
+    let sizes = tokio::spawn(report_cache_sizes(ctx.clone(), jobs.clone()));
     info!(concurrency = config.concurrency, namespace = ?config.namespace, "starting TFJob controller");
     let runtime = RuntimeConfig::default()
         .concurrency(config.concurrency)
@@ -215,6 +216,21 @@ pub async fn run(
             }
         });
     until_stopped(controller, shutdown).await;
+    sizes.abort();
+}
+
+/// Sets the cache size gauges every few seconds.
+async fn report_cache_sizes(ctx: Arc<Context>, jobs: Store<TFJob>) {
+    let namespace = ctx.config.namespace.clone();
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        every.tick().await;
+        let (pods, services) = ctx.cache_sizes();
+        let metrics = &ctx.metrics;
+        metrics.set_cached("TFJob", namespace.as_deref(), jobs.len());
+        metrics.set_cached("Pod", namespace.as_deref(), pods);
+        metrics.set_cached("Service", namespace.as_deref(), services);
+    }
 }
 
 /// Runs `controller` until it has stopped, or until [`SHUTDOWN_GRACE`] after `shutdown`:

@@ -16,11 +16,13 @@ use crate::plan::Outcome;
 /// Records a reconcile's duration when dropped, however the reconcile ended.
 pub struct ReconcileTimer<'a> {
     histogram: &'a Histogram,
+    in_flight: &'a Gauge,
     started: Instant,
 }
 
 impl Drop for ReconcileTimer<'_> {
     fn drop(&mut self) {
+        self.in_flight.dec();
         self.histogram.observe(self.started.elapsed().as_secs_f64());
     }
 }
@@ -50,6 +52,15 @@ pub struct RequestLabels {
     pub code: String,
 }
 
+/// Labels of a watch cache.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `TFJob`, `Pod` or `Service`.
+    pub kind: String,
+    /// The watched namespace, `""` for all.
+    pub namespace: String,
+}
+
 /// All metrics of the operator.
 pub struct Metrics {
     registry: Registry,
@@ -73,6 +84,10 @@ pub struct Metrics {
     pub is_leader: Gauge,
     /// API requests by verb (HTTP method) and response code.
     pub api_requests: Family<RequestLabels, Counter>,
+    /// Objects in each watch cache, by kind and watched namespace (`""`: all).
+    pub cached_objects: Family<CacheLabels, Gauge>,
+    /// Reconciles running now.
+    pub reconciles_in_flight: Gauge,
     /// Controllers whose caches have not synced yet (one per watched namespace).
     unsynced: AtomicUsize,
     /// When the process started; watch errors are kept as milliseconds since then.
@@ -107,6 +122,8 @@ impl Metrics {
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             is_leader: Gauge::default(),
             api_requests: Family::default(),
+            cached_objects: Family::default(),
+            reconciles_in_flight: Gauge::default(),
             unsynced: AtomicUsize::new(1),
             started: Instant::now(),
             last_watch_error: AtomicU64::new(0),
@@ -152,6 +169,16 @@ impl Metrics {
             "Kubernetes API requests by verb and response code",
             m.api_requests.clone(),
         );
+        own.register(
+            "cached_objects",
+            "Objects in each watch cache, by kind and watched namespace",
+            m.cached_objects.clone(),
+        );
+        own.register(
+            "reconciles_in_flight",
+            "Reconciles running now",
+            m.reconciles_in_flight.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -177,10 +204,22 @@ impl Metrics {
     /// Counts a reconcile and, when the returned guard is dropped, records its duration.
     pub fn reconcile_timer(&self) -> ReconcileTimer<'_> {
         self.reconciles.inc();
+        self.reconciles_in_flight.inc();
         ReconcileTimer {
             histogram: &self.reconcile_duration,
+            in_flight: &self.reconciles_in_flight,
             started: Instant::now(),
         }
+    }
+
+    /// Records how many objects the cache of `kind` for `namespace` holds.
+    pub fn set_cached(&self, kind: &str, namespace: Option<&str>, objects: usize) {
+        let labels = CacheLabels {
+            kind: kind.into(),
+            namespace: namespace.unwrap_or_default().into(),
+        };
+        let objects = i64::try_from(objects).unwrap_or(i64::MAX);
+        self.cached_objects.get_or_create(&labels).set(objects);
     }
 
     /// Counts one API request.
