@@ -129,57 +129,58 @@ impl Metrics {
             last_watch_error: AtomicU64::new(0),
             registry: Registry::default(),
         };
-        let op = registry.sub_registry_with_prefix("training_operator");
-        op.register("jobs_created", "TFJobs created", m.jobs_created.clone());
+        m.register_upstream(registry.sub_registry_with_prefix("training_operator"));
+        m.register_own(registry.sub_registry_with_prefix("tfjob_operator"));
+        Self { registry, ..m }
+    }
+
+    /// Upstream's job counters, under upstream's names.
+    fn register_upstream(&self, op: &mut Registry) {
+        op.register("jobs_created", "TFJobs created", self.jobs_created.clone());
+        let deleted = self.jobs_deleted.clone();
+        op.register("jobs_deleted", "TFJobs deleted by their TTL", deleted);
+        let successful = self.jobs_successful.clone();
+        op.register("jobs_successful", "TFJobs that succeeded", successful);
         op.register(
-            "jobs_deleted",
-            "TFJobs deleted by their TTL",
-            m.jobs_deleted.clone(),
+            "jobs_failed",
+            "TFJobs that failed",
+            self.jobs_failed.clone(),
         );
-        op.register(
-            "jobs_successful",
-            "TFJobs that succeeded",
-            m.jobs_successful.clone(),
-        );
-        op.register("jobs_failed", "TFJobs that failed", m.jobs_failed.clone());
-        op.register(
-            "jobs_restarted",
-            "Pods recreated after failures",
-            m.jobs_restarted.clone(),
-        );
-        let own = registry.sub_registry_with_prefix("tfjob_operator");
-        own.register("reconciles", "Reconciles run", m.reconciles.clone());
+        let restarted = self.jobs_restarted.clone();
+        op.register("jobs_restarted", "Pods recreated after failures", restarted);
+    }
+
+    /// The operator's own metrics.
+    fn register_own(&self, own: &mut Registry) {
+        own.register("reconciles", "Reconciles run", self.reconciles.clone());
+        let errors = self.reconcile_errors.clone();
         own.register(
             "reconcile_errors",
             "Reconciles that failed, by category",
-            m.reconcile_errors.clone(),
+            errors,
         );
-        own.register(
-            "reconcile_duration_seconds",
-            "Reconcile duration",
-            m.reconcile_duration.clone(),
-        );
+        let duration = self.reconcile_duration.clone();
+        own.register("reconcile_duration_seconds", "Reconcile duration", duration);
+        let leader = self.is_leader.clone();
         own.register(
             "is_leader",
             "1 while this replica is the leader and acts, 0 on a standby",
-            m.is_leader.clone(),
+            leader,
         );
+        let requests = self.api_requests.clone();
         own.register(
             "api_requests",
             "Kubernetes API requests by verb and response code",
-            m.api_requests.clone(),
+            requests,
         );
+        let cached = self.cached_objects.clone();
         own.register(
             "cached_objects",
             "Objects in each watch cache, by kind and watched namespace",
-            m.cached_objects.clone(),
+            cached,
         );
-        own.register(
-            "reconciles_in_flight",
-            "Reconciles running now",
-            m.reconciles_in_flight.clone(),
-        );
-        Self { registry, ..m }
+        let in_flight = self.reconciles_in_flight.clone();
+        own.register("reconciles_in_flight", "Reconciles running now", in_flight);
     }
 
     /// Counts what a pass did to a job in namespace `namespace`, as upstream's counters do:
