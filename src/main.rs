@@ -26,9 +26,9 @@ enum Command {
     Crd,
     /// Remove the operator's finalizer from TFJobs (run before uninstalling the operator).
     ReleaseFinalizers {
-        /// Only this namespace.
+        /// Only this namespace (repeat for several).
         #[arg(long, short = 'n', conflicts_with = "all_namespaces")]
-        namespace: Option<String>,
+        namespace: Vec<String>,
         /// Every namespace.
         #[arg(long, short = 'A')]
         all_namespaces: bool,
@@ -275,23 +275,30 @@ async fn run(settings: RunSettings) -> ExitCode {
 }
 
 /// `release-finalizers`: lets every TFJob of a namespace (or all) go without the operator.
-async fn release_finalizers(namespace: Option<String>, all_namespaces: bool) -> ExitCode {
+async fn release_finalizers(namespaces: Vec<String>, all_namespaces: bool) -> ExitCode {
     init_tracing(LogFormat::Text);
-    if namespace.is_none() && !all_namespaces {
+    if namespaces.is_empty() && !all_namespaces {
         eprintln!("error: give --namespace NS or --all-namespaces");
         return ExitCode::from(2);
     }
     let Some(client) = client().await else {
         return ExitCode::FAILURE;
     };
-    match controller::release::release_finalizers(client, namespace.as_deref()).await {
-        Ok(n) => {
-            println!("released the finalizer of {n} TFJob(s)");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+    let scopes: Vec<Option<&str>> = if all_namespaces {
+        vec![None]
+    } else {
+        namespaces.iter().map(|ns| Some(ns.as_str())).collect()
+    };
+    let mut released = 0;
+    for scope in scopes {
+        match controller::release::release_finalizers(client.clone(), scope).await {
+            Ok(n) => released += n,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     }
+    println!("released the finalizer of {released} TFJob(s)");
+    ExitCode::SUCCESS
 }

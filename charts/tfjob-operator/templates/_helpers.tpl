@@ -45,3 +45,13 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{- /* The namespaces to watch (watchNamespace and watchNamespaces together) as a JSON list;
+empty for all namespaces. */ -}}
+{{- define "tfjob-operator.watchNamespaces" -}}
+{{- $all := .Values.watchNamespaces | default list -}}
+{{- if .Values.watchNamespace -}}
+{{- $all = prepend $all .Values.watchNamespace -}}
+{{- end -}}
+{{- toJson (uniq $all) -}}
+{{- end -}}
