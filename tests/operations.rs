@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::cluster::{TestNs, has_condition, wait_for, wait_job};
 use common::process::{OperatorProcess, run_to_exit};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use tfjob_operator::api::RestartPolicy;
 use tfjob_operator::api::builder::tfjob;
 
@@ -339,39 +340,66 @@ async fn a_missing_permission_is_named_at_startup() {
 
 #[tokio::test]
 #[ignore = "needs a control plane: run `make test`"]
-async fn a_missing_crd_is_named_at_startup() {
+async fn a_missing_or_outdated_crd_is_named_at_startup() {
     // A control plane of its own: the shared one has the CRD.
     let dir = tempfile::tempdir().expect("tempdir");
-    let up =
-        std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cluster/up.sh"))
-            .arg(dir.path())
-            .env("TFJOB_CLUSTER_NODES", "1")
-            .output()
-            .expect("up.sh runs");
+    let script = |name: &str| format!("{}/tests/cluster/{name}", env!("CARGO_MANIFEST_DIR"));
+    let up = std::process::Command::new(script("up.sh"))
+        .arg(dir.path())
+        .env("TFJOB_CLUSTER_NODES", "1")
+        .output()
+        .expect("up.sh runs");
     assert!(
         up.status.success(),
         "{}",
         String::from_utf8_lossy(&up.stderr)
     );
-    let out = run_to_exit(
-        &dir.path().join("operator.kubeconfig"),
-        &[
-            "--metrics-bind-address",
-            "127.0.0.1:0",
-            "--health-probe-bind-address",
-            "127.0.0.1:0",
-        ],
+    let addresses = [
+        "--metrics-bind-address",
+        "127.0.0.1:0",
+        "--health-probe-bind-address",
+        "127.0.0.1:0",
+    ];
+    let kubeconfig = dir.path().join("operator.kubeconfig");
+    let missing = run_to_exit(&kubeconfig, &addresses);
+    // Then a CRD without a field of ours, as an older release's or upstream's would be.
+    let mut older = serde_json::to_value(tfjob_operator::api::crd::crd()).expect("crd");
+    let schema = &mut older["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let run_policy = &mut schema["properties"]["spec"]["properties"]["runPolicy"]["properties"];
+    run_policy.as_object_mut().map(|p| p.remove("managedBy"));
+    let client = common::cluster::client_for(dir.path()).await;
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client);
+    crds.create(
+        &Default::default(),
+        &serde_json::from_value(older).expect("crd"),
+    )
+    .await
+    .expect("older CRD created");
+    let established = kube::runtime::wait::await_condition(
+        crds,
+        "tfjobs.kubeflow.org",
+        kube::runtime::wait::conditions::is_crd_established(),
     );
-    let _ = std::process::Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/cluster/down.sh"
-    ))
-    .arg(dir.path())
-    .output();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    tokio::time::timeout(T, established)
+        .await
+        .expect("CRD established in time")
+        .expect("CRD watch");
+    let outdated = run_to_exit(&kubeconfig, &addresses);
+    let _ = std::process::Command::new(script("down.sh"))
+        .arg(dir.path())
+        .output();
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("error: the TFJob CRD (tfjobs.kubeflow.org, v1) is not installed: run `kubectl apply --server-side -f crds/`"),
+        "{stderr}"
+    );
+    let stderr = String::from_utf8_lossy(&outdated.stderr);
+    assert_eq!(outdated.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: the installed TFJob CRD lacks fields this operator uses (spec.runPolicy.managedBy)"
+        ),
         "{stderr}"
     );
 }
