@@ -1,0 +1,105 @@
+//! The chart's admission policy for TFJobs queued by Kueue (issue 15): a replica-type key Kueue
+//! would not read is refused at `kubectl apply`, naming the spelling to write; unqueued jobs and
+//! canonical keys are accepted. Checked against the real API server with dry-run creates.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::TestNs;
+use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::discovery::pinned_kind;
+use tfjob_operator::api::TFJob;
+use tfjob_operator::api::builder::tfjob;
+
+const POLICY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/charts/tfjob-operator/files/kueue-replica-keys-policy.yaml"
+);
+const QUEUE_LABEL: &str = "kueue.x-k8s.io/queue-name";
+
+/// Applies every document of the policy file (server-side apply: idempotent across runs),
+/// renamed so that it never collides with the chart's copy (the e2e suite installs the chart on
+/// the same control plane).
+async fn install_policy(t: &TestNs) {
+    let text = std::fs::read_to_string(POLICY).expect("policy file");
+    for mut doc in serde_saphyr::from_multiple::<serde_json::Value>(&text).expect("YAML") {
+        let renamed = format!("{}-test", doc["metadata"]["name"].as_str().expect("name"));
+        doc["metadata"]["name"] = renamed.clone().into();
+        if doc["spec"]["policyName"].is_string() {
+            doc["spec"]["policyName"] = renamed.into();
+        }
+        let object: DynamicObject = serde_json::from_value(doc).expect("object");
+        let types = object.types.clone().expect("types");
+        let gvk = GroupVersionKind::try_from(&types).expect("gvk");
+        let (resource, _) = pinned_kind(&t.client, &gvk).await.expect("discovered");
+        let api: kube::Api<DynamicObject> = kube::Api::all_with(t.client.clone(), &resource);
+        let name = object.metadata.name.clone().expect("name");
+        api.patch(
+            &name,
+            &PatchParams::apply("tfjob-operator-tests").force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .expect("policy applied");
+    }
+}
+
+/// A job of 1 PS and 1 Worker under `keys`, queued when `queued`.
+fn job(name: &str, keys: (&str, &str), queued: bool) -> TFJob {
+    let mut builder = tfjob(name).replicas(keys.0, 1).replicas(keys.1, 1);
+    if queued {
+        builder = builder.label(QUEUE_LABEL, "team-a");
+    }
+    builder.build()
+}
+
+/// The API server's answer to a dry-run create: None when accepted, else its message.
+async fn refusal(t: &TestNs, job: &TFJob) -> Option<String> {
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    match t.jobs().create(&dry_run, job).await {
+        Ok(_) => None,
+        Err(kube::Error::Api(status)) => Some(status.message),
+        Err(e) => panic!("dry-run create of {:?}: {e}", job.metadata.name),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
+async fn jobs_queued_by_kueue_must_spell_replica_types_as_kueue_reads_them() {
+    let t = TestNs::new("kueue-keys").await;
+    install_policy(&t).await;
+    // The API server picks a new policy up from its own watch: wait until it is enforced.
+    let seed_style = job("seed", ("Ps", "Worker"), true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let message = loop {
+        if let Some(message) = refusal(&t, &seed_style).await {
+            break message;
+        }
+        assert!(Instant::now() < deadline, "the policy was never enforced");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        message.contains("spec.tfReplicaSpecs.Ps must be spelled PS in a job queued by Kueue"),
+        "{message}"
+    );
+    let lower = refusal(&t, &job("lower", ("ps", "worker"), true)).await;
+    let lower = lower.expect("lower-case keys refused");
+    assert!(
+        lower.contains("spec.tfReplicaSpecs.ps must be spelled PS")
+            || lower.contains("spec.tfReplicaSpecs.worker must be spelled Worker"),
+        "{lower}"
+    );
+    assert_eq!(
+        refusal(&t, &job("canonical", ("PS", "Worker"), true)).await,
+        None
+    );
+    assert_eq!(
+        refusal(&t, &job("unqueued", ("Ps", "worker"), false)).await,
+        None,
+        "jobs Kueue does not queue keep every spelling"
+    );
+}
