@@ -144,12 +144,7 @@ async fn a_taken_metrics_port_is_a_one_line_error() {
     let addr = taken.local_addr().expect("addr").to_string();
     let out = run_to_exit(
         &dir.join("operator.kubeconfig"),
-        &[
-            "--metrics-bind-address",
-            &addr,
-            "--health-probe-bind-address",
-            "127.0.0.1:0",
-        ],
+        &["--metrics-bind-address", &addr],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -311,17 +306,7 @@ async fn a_missing_permission_is_named_at_startup() {
             .expect("created");
     }
     let kubeconfig = service_account_kubeconfig(&t, "limited").await;
-    let out = run_to_exit(
-        &kubeconfig,
-        &[
-            "--namespace",
-            &t.ns,
-            "--metrics-bind-address",
-            "127.0.0.1:0",
-            "--health-probe-bind-address",
-            "127.0.0.1:0",
-        ],
-    );
+    let out = run_to_exit(&kubeconfig, &["--namespace", &t.ns]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let errors: Vec<&str> = stderr
@@ -342,32 +327,16 @@ async fn a_missing_permission_is_named_at_startup() {
 #[ignore = "needs a control plane: run `make test`"]
 async fn a_missing_or_outdated_crd_is_named_at_startup() {
     // A control plane of its own: the shared one has the CRD.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let script = |name: &str| format!("{}/tests/cluster/{name}", env!("CARGO_MANIFEST_DIR"));
-    let up = std::process::Command::new(script("up.sh"))
-        .arg(dir.path())
-        .env("TFJOB_CLUSTER_NODES", "1")
-        .output()
-        .expect("up.sh runs");
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let addresses = [
-        "--metrics-bind-address",
-        "127.0.0.1:0",
-        "--health-probe-bind-address",
-        "127.0.0.1:0",
-    ];
-    let kubeconfig = dir.path().join("operator.kubeconfig");
-    let missing = run_to_exit(&kubeconfig, &addresses);
+    let own = common::cluster::OwnCluster::up();
+    let dir = own.dir.path();
+    let kubeconfig = dir.join("operator.kubeconfig");
+    let missing = run_to_exit(&kubeconfig, &[]);
     // Then a CRD without a field of ours, as an older release's or upstream's would be.
     let mut older = serde_json::to_value(tfjob_operator::api::crd::crd()).expect("crd");
     let schema = &mut older["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
     let run_policy = &mut schema["properties"]["spec"]["properties"]["runPolicy"]["properties"];
     run_policy.as_object_mut().map(|p| p.remove("managedBy"));
-    let client = common::cluster::client_for(dir.path()).await;
+    let client = common::cluster::client_for(dir).await;
     let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client);
     crds.create(
         &Default::default(),
@@ -384,10 +353,8 @@ async fn a_missing_or_outdated_crd_is_named_at_startup() {
         .await
         .expect("CRD established in time")
         .expect("CRD watch");
-    let outdated = run_to_exit(&kubeconfig, &addresses);
-    let _ = std::process::Command::new(script("down.sh"))
-        .arg(dir.path())
-        .output();
+    let outdated = run_to_exit(&kubeconfig, &[]);
+    drop(own);
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert_eq!(missing.status.code(), Some(1), "{stderr}");
     assert!(
@@ -406,15 +373,7 @@ async fn a_missing_or_outdated_crd_is_named_at_startup() {
 
 #[test]
 fn an_unreadable_kubeconfig_is_a_one_line_error() {
-    let out = run_to_exit(
-        std::path::Path::new("/nonexistent/kubeconfig"),
-        &[
-            "--metrics-bind-address",
-            "127.0.0.1:0",
-            "--health-probe-bind-address",
-            "127.0.0.1:0",
-        ],
-    );
+    let out = run_to_exit(std::path::Path::new("/nonexistent/kubeconfig"), &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

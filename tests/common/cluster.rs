@@ -300,20 +300,50 @@ pub fn wait_settled(dir: &std::path::Path) {
     run_script("settled.sh", dir, &[]);
 }
 
-fn run_script(name: &str, dir: &std::path::Path, args: &[String]) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// A control plane of a test's own (tests/cluster/up.sh in a temporary directory, one fake
+/// node), for what the shared one cannot show; stopped when dropped.
+pub struct OwnCluster {
+    pub dir: tempfile::TempDir,
+}
+
+impl OwnCluster {
+    pub fn up() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = script("up.sh", dir.path(), &[])
+            .env("TFJOB_CLUSTER_NODES", "1")
+            .output();
+        check_script("up.sh", out);
+        Self { dir }
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = script("down.sh", self.dir.path(), &[]).output();
+    }
+}
+
+/// `tests/cluster/NAME DIR ARGS`, ready to run.
+fn script(name: &str, dir: &std::path::Path, args: &[String]) -> std::process::Command {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/cluster")
         .join(name);
-    let out = std::process::Command::new(&script)
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {name}: {e}"));
+    let mut command = std::process::Command::new(path);
+    command.arg(dir).args(args);
+    command
+}
+
+fn check_script(name: &str, out: std::io::Result<std::process::Output>) {
+    let out = out.unwrap_or_else(|e| panic!("running {name}: {e}"));
     assert!(
         out.status.success(),
         "{name}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn run_script(name: &str, dir: &std::path::Path, args: &[String]) {
+    check_script(name, script(name, dir, args).output());
 }
 
 /// The backoff of the tests' own watches: retry within half a second, so that a test measuring

@@ -86,11 +86,21 @@ impl Drop for OperatorProcess {
     }
 }
 
+/// The endpoint flags, on free loopback ports unless `args` sets them.
+fn loopback_addresses(args: &[&str]) -> Vec<&'static str> {
+    ["--metrics-bind-address", "--health-probe-bind-address"]
+        .into_iter()
+        .filter(|flag| !args.contains(flag))
+        .flat_map(|flag| [flag, "127.0.0.1:0"])
+        .collect()
+}
+
 /// Runs `tfjob-operator run ARGS` to its end with `kubeconfig` (at most 30 s): what it printed
-/// and its exit status. ARGS must name the endpoint addresses.
+/// and its exit status. Endpoints ARGS does not place go to free loopback ports.
 pub fn run_to_exit(kubeconfig: &Path, args: &[&str]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tfjob-operator"))
         .arg("run")
+        .args(loopback_addresses(args))
         .args(args)
         .env("KUBECONFIG", kubeconfig)
         .stdout(Stdio::piped())
