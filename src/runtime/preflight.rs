@@ -90,9 +90,10 @@ async fn crd_missing(client: &Client, namespace: Option<&String>) -> Option<Stri
 /// the API server would silently drop them from every TFJob. Skipped when the CRD cannot be
 /// read (the chart grants `get` on it; a plain kubeconfig may not).
 async fn crd_outdated(client: &Client) -> Option<String> {
+    let ours = crd();
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let installed = api.get_opt(&crd().name_any()).await.ok()??;
-    let missing = missing_fields(&schema_of(&crd())?, &schema_of(&installed)?);
+    let installed = api.get_opt(&ours.name_any()).await.ok()??;
+    let missing = missing_fields(&schema_of(&ours)?, &schema_of(&installed)?);
     if missing.is_empty() {
         return None;
     }
