@@ -33,7 +33,13 @@ pub(super) async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, E
     );
     if decision.done {
         debug!("children gone; releasing the TFJob");
-        finalizer::release(&ctx.jobs_api(&job)?, job.as_ref()).await?;
+        if let Err(err) = finalizer::release(&ctx.jobs_api(&job)?, job.as_ref()).await {
+            if let Some(webhook) = err.unreachable_webhook() {
+                let event = crate::plan::cleanup::release_blocked(webhook);
+                act::publish(&ctx.recorder(), &job, vec![event]).await;
+            }
+            return Err(err);
+        }
         ctx.memory.forget(&uid);
         return Ok(Requeue::await_change());
     }

@@ -49,6 +49,14 @@ impl Error {
     pub fn is_expected(&self) -> bool {
         matches!(self, Error::Conflict(_))
     }
+
+    /// The admission webhook the API server could not call, when that is why an API call failed.
+    pub fn unreachable_webhook(&self) -> Option<&str> {
+        match self {
+            Error::Api { source, .. } => unreachable_webhook(source),
+            _ => None,
+        }
+    }
 }
 
 /// The API server's Status, when the error is one.
@@ -79,6 +87,15 @@ pub fn is_conflict(err: &kube::Error) -> bool {
     status(err).is_some_and(kube::core::Status::is_conflict)
 }
 
+/// The admission webhook the API server could not call, when that is why a write failed: the
+/// API server answers 500 `failed calling webhook "NAME": ...` while a webhook whose
+/// `failurePolicy` is `Fail` is down (e.g. Kueue's `vtfjob.kb.io` while Kueue is stopped).
+pub fn unreachable_webhook(err: &kube::Error) -> Option<&str> {
+    let message = &status(err)?.message;
+    let after = message.split_once("failed calling webhook \"")?.1;
+    after.split_once('"').map(|(name, _)| name)
+}
+
 /// Whether the API server refused a write because the namespace is being deleted (the namespace
 /// controller removes everything in it; there is nothing to create there any more).
 pub fn is_namespace_terminating(err: &kube::Error) -> bool {
@@ -88,4 +105,40 @@ pub fn is_namespace_terminating(err: &kube::Error) -> bool {
                 .as_ref()
                 .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(Box::new(
+            kube::core::Status::failure(message, "InternalError").with_code(code),
+        ))
+    }
+
+    #[test]
+    fn an_unreachable_webhook_is_named() {
+        let refused = api_error(
+            500,
+            "Internal error occurred: failed calling webhook \"vtfjob.kb.io\": failed to call \
+             webhook: Post \"https://127.0.0.1:1/validate-kubeflow-org-v1-tfjob?timeout=10s\": \
+             dial tcp 127.0.0.1:1: connect: connection refused",
+        );
+        assert_eq!(unreachable_webhook(&refused), Some("vtfjob.kb.io"));
+        let err = Error::Api {
+            action: "removing the finalizer of TFJob a/b".into(),
+            source: refused,
+        };
+        assert_eq!(err.unreachable_webhook(), Some("vtfjob.kb.io"));
+        assert_eq!(
+            unreachable_webhook(&api_error(500, "etcdserver: timeout")),
+            None
+        );
+        assert_eq!(
+            unreachable_webhook(&api_error(500, "failed calling webhook \"cut")),
+            None
+        );
+        assert_eq!(Error::CacheNotReady.unreachable_webhook(), None);
+    }
 }

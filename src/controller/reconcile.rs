@@ -88,6 +88,9 @@ async fn run_step(job: &Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
     }
 }
 
+/// The longest wait before retrying a write an unreachable admission webhook refused.
+const WEBHOOK_RETRY: Duration = Duration::from_secs(10);
+
 /// After a failed reconcile: count it, and look again after the job's backoff delay.
 #[allow(clippy::needless_pass_by_value)] // the signature kube-runtime calls
 pub(super) fn error_policy(job: Arc<TFJob>, err: &Error, ctx: Arc<Context>) -> Requeue {
@@ -96,7 +99,12 @@ pub(super) fn error_policy(job: Arc<TFJob>, err: &Error, ctx: Arc<Context>) -> R
         .reconcile_errors
         .get_or_create(&ErrorLabels { category })
         .inc();
-    let delay = ctx.memory.failed(&job.uid().unwrap_or_default());
+    let mut delay = ctx.memory.failed(&job.uid().unwrap_or_default());
+    if err.unreachable_webhook().is_some() {
+        // A webhook that is down (e.g. Kueue's while Kueue restarts) comes back on its own:
+        // look again soon, not after a backoff grown through the whole outage.
+        delay = delay.min(WEBHOOK_RETRY);
+    }
     if err.is_expected() {
         debug!(job = %key(&job), error = %err, ?delay, "requeue");
     } else {

@@ -93,6 +93,24 @@ fn cleanup_pod(plan: &mut CleanupPlan, pod: &ChildPod, now: Timestamp, force_aft
     }
 }
 
+/// The Warning for a deleted job whose children are gone but whose finalizer cannot be
+/// removed, because the API server cannot reach `webhook`, an admission webhook that fails
+/// closed on TFJob updates (Kueue's `vtfjob.kb.io` while Kueue is down). The job stays until
+/// the webhook answers or is scoped away from jobs being deleted.
+pub fn release_blocked(webhook: &str) -> JobEvent {
+    JobEvent {
+        kind: EventKind::Warning,
+        reason: "FinalizerBlocked".into(),
+        message: format!(
+            "pods and services are deleted, but removing finalizer {FINALIZER} is refused: the \
+             API server cannot call admission webhook \"{webhook}\", which covers TFJob updates \
+             and fails closed. The TFJob is deleted once the webhook answers. For Kueue, exempt \
+             TFJobs being deleted from its webhook (README, \"Using Kueue\")."
+        ),
+        related: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +152,18 @@ mod tests {
     }
 
     const FORCE: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_blocked_release_names_the_webhook_and_the_way_out() {
+        let e = release_blocked("vtfjob.kb.io");
+        assert_eq!(
+            (e.kind, e.reason.as_str()),
+            (EventKind::Warning, "FinalizerBlocked")
+        );
+        assert!(e.message.contains("\"vtfjob.kb.io\""), "{}", e.message);
+        assert!(e.message.contains(FINALIZER), "{}", e.message);
+        assert!(e.message.contains("Using Kueue"), "{}", e.message);
+    }
 
     #[test]
     fn orphan_propagation_and_no_children_release_at_once() {

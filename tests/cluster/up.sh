@@ -5,7 +5,8 @@
 # (fake nodes, deterministic pod lifecycles; see kwok-stages.yaml). Everything binds to 127.0.0.1.
 #
 # Usage: up.sh [DIR]   (DIR defaults to $TFJOB_CLUSTER_DIR or /tmp/tfjob-operator-cluster)
-# Environment: TFJOB_CLUSTER_NODES (fake nodes, 3), TFJOB_CLUSTER_ETCD_QUOTA (bytes, 4 GiB).
+# Environment: TFJOB_CLUSTER_NODES (fake nodes, 3), TFJOB_CLUSTER_ETCD_QUOTA (bytes, 4 GiB),
+# TFJOB_CLUSTER_KUEUE=1 (add Kueue with its TFJob integration: kueue.sh; off by default).
 # Idempotent: if DIR already holds a healthy cluster it is reused. The last line of stdout is DIR,
 # which holds kubeconfig (cluster-admin), operator.kubeconfig (user tfjob-operator, whose requests
 # are recorded in logs/audit.log), bin/ (kubectl, helm, components), logs/ and pids/.
@@ -28,8 +29,10 @@ healthy() {
   "$dir/bin/kubectl" --kubeconfig "$dir/kubeconfig" get --raw /readyz >/dev/null 2>&1
 }
 
+with_kueue="${TFJOB_CLUSTER_KUEUE:-0}"
 if healthy; then
   log "reusing the running cluster in $dir"
+  if [[ "$with_kueue" == 1 && ! -f "$dir/pids/kueue.pid" ]]; then "$here/kueue.sh" "$dir"; fi
   echo "$dir"
   exit 0
 fi
@@ -175,6 +178,8 @@ NODE
 } | kc apply -f - >/dev/null
 wait_for "nodes Ready" 60 kc wait --for=condition=Ready node --all --timeout=1s
 wait_for "default service account" 60 kc get serviceaccount default -n default
+
+[[ "$with_kueue" == 1 ]] && "$here/kueue.sh" "$dir"
 
 elapsed=$(python3 -c "import time; print(round(time.time()-$start,1))")
 log "control plane $(kc version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') up in ${elapsed}s at https://127.0.0.1:$AP"

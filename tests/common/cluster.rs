@@ -89,8 +89,14 @@ impl TestNs {
     /// Creates `<prefix>-<random>` and installs the CRD.
     pub async fn new(prefix: &str) -> Self {
         let dir = cluster_dir();
+        install_crd(&client_for(&dir).await).await;
+        Self::new_in(dir, prefix).await
+    }
+
+    /// Creates `<prefix>-<random>` on the control plane in `dir`, whose CRD is installed
+    /// already (`tests/cluster/kueue.sh` installs it with Kueue's).
+    pub async fn new_in(dir: PathBuf, prefix: &str) -> Self {
         let client = client_for(&dir).await;
-        install_crd(&client).await;
         let ns = format!("{prefix}-{:08x}", rand_u32());
         let api: Api<Namespace> = Api::all(client.clone());
         api.create(
@@ -99,6 +105,12 @@ impl TestNs {
         )
         .await
         .expect("namespace created");
+        Self { client, ns, dir }
+    }
+
+    /// The namespace `ns` that already exists on the control plane in `dir` (a second cluster's
+    /// copy of another test's namespace); deleted when dropped, like one this created.
+    pub fn adopt(dir: PathBuf, client: Client, ns: String) -> Self {
         Self { client, ns, dir }
     }
 

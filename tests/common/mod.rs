@@ -5,4 +5,5 @@
 
 pub mod cluster;
 pub mod fixtures;
+pub mod kueue;
 pub mod process;
