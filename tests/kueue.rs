@@ -17,7 +17,7 @@ use common::kueue::{ClusterObjects, MULTIKUEUE, PRIORITY_LABEL, QUEUE_LABEL};
 use common::kueue::{api, apply, create_namespace, kueue_condition, kueue_dir, name_of};
 use common::kueue::{wait_object, worker_dir};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Pod, PodSpec, ResourceRequirements, Secret};
+use k8s_openapi::api::core::v1::{Event, Pod, PodSpec, ResourceRequirements, Secret};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
@@ -462,4 +462,39 @@ async fn multikueue_pair() -> (TestNs, TestNs, (ClusterObjects, ClusterObjects))
         .expect("inline.kubeconfig (written by tests/cluster/kueue.sh)");
     dispatch_to_worker(&manager, &mut manager_objects, kubeconfig).await;
     (manager, worker, (manager_objects, worker_objects))
+}
+
+#[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
+async fn a_job_kueue_cannot_read_is_not_left_suspended_without_a_word() {
+    // No admission policy on this cluster (the chart's `kueue.canonicalReplicaKeys` refuses
+    // such a job at `kubectl apply`): Kueue suspends it and finds no replica type it reads.
+    let t = TestNs::new_in(kueue_dir(), "kueue-keys").await;
+    let mut objects = ClusterObjects::new(t.dir.clone());
+    quota_for_one_job(&t, &mut objects, json!({}), json!({})).await;
+    let op = t.operator();
+    let job = tfjob("lower")
+        .replicas("ps", 1)
+        .replicas("worker", 1)
+        .label(QUEUE_LABEL, "lq")
+        .build();
+    t.create_job(job).await;
+    let events: Api<Event> = t.api();
+    let warned = wait_for(events, "a warning about the keys", TIMEOUT, |es| {
+        es.iter()
+            .any(|e| e.reason.as_deref() == Some("ReplicaKeysUnreadableByKueue"))
+    })
+    .await;
+    let message = warned
+        .iter()
+        .find_map(|e| e.message.clone().filter(|m| m.contains("Spell")))
+        .unwrap_or_default();
+    assert!(
+        message.contains("Spell ps as PS, worker as Worker."),
+        "{message}"
+    );
+    let job = t.jobs().get("lower").await.expect("job");
+    assert!(has_condition(&job, "Suspended"), "Kueue keeps it suspended");
+    assert_eq!(t.children_left().await, 0);
+    t.finish(op).await;
 }

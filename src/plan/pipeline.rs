@@ -39,7 +39,7 @@ pub fn plan(
         return pass.into_plan(false);
     }
     if run_policy.suspend {
-        suspend::suspend(&mut pass);
+        suspend::suspend(&mut pass, job.spec.tf_replica_specs.keys());
         return pass.into_plan(false);
     }
     suspend::resume_if_suspended(&mut pass);

@@ -938,3 +938,33 @@ fn a_job_that_finishes_in_this_pass_gets_no_new_pods() {
     assert!(is_true(status(&p), kind::SUCCEEDED));
     assert!(creates(&p).0.is_empty(), "no PS created for a finished job");
 }
+
+#[test]
+fn a_suspended_job_with_keys_kueue_cannot_read_says_how_to_spell_them() {
+    let mut j = job().replicas("ps", 1).replicas("worker", 2).build();
+    run_policy(&mut j).suspend = Some(true);
+    let p = plan(&j, &[], &[], now(), &cfg());
+    let warning = p
+        .events
+        .iter()
+        .find(|e| e.reason == "ReplicaKeysUnreadableByKueue")
+        .expect("a warning about the keys");
+    assert_eq!(warning.kind, EventKind::Warning);
+    assert!(
+        warning
+            .message
+            .contains("Spell ps as PS, worker as Worker."),
+        "{}",
+        warning.message
+    );
+    // Said once, when the job is suspended, not on every pass while it waits.
+    let mut waiting = j.clone();
+    waiting.status = p.status;
+    let again = plan(&waiting, &[], &[], now(), &cfg());
+    assert!(!again.events.iter().any(|e| e.kind == EventKind::Warning));
+    // Canonical keys: the suspension alone.
+    let mut canonical = job().ps(1).workers(2).build();
+    run_policy(&mut canonical).suspend = Some(true);
+    let p = plan(&canonical, &[], &[], now(), &cfg());
+    assert_eq!(reasons(&p), vec!["TFJobSuspended"]);
+}

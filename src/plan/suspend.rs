@@ -7,9 +7,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::EventKind;
 use super::conditions::{self, kind, reason};
 use super::pass::Pass;
+use crate::api::ReplicaType;
 
-/// Suspends the job: no pods, no services, `Suspended=True`, `Running=False`.
-pub(super) fn suspend(pass: &mut Pass<'_>) {
+/// Suspends the job: no pods, no services, `Suspended=True`, `Running=False`. `keys` are the
+/// job's `tfReplicaSpecs` keys as written: when one is not spelled as Kueue reads it, the
+/// suspension says so (a queue may be what suspended it, and may never admit it).
+pub(super) fn suspend<'k>(pass: &mut Pass<'_>, keys: impl Iterator<Item = &'k String>) {
     pass.delete_all_children();
     pass.no_replica_active();
     let message = format!("TFJob {} is suspended.", pass.id.name);
@@ -37,7 +40,31 @@ pub(super) fn suspend(pass: &mut Pass<'_>) {
     {
         pass.plan
             .event(EventKind::Normal, reason::SUSPENDED, message);
+        if let Some(warning) = unreadable_by_kueue(keys) {
+            pass.plan
+                .event(EventKind::Warning, "ReplicaKeysUnreadableByKueue", warning);
+        }
     }
+}
+
+/// The warning for replica-type keys Kueue would not read ("Ps", "worker"): Kueue looks up
+/// exactly `PS`, `Worker`, `Chief`, `Master` and `Evaluator`. None when all are spelled so.
+fn unreadable_by_kueue<'k>(keys: impl Iterator<Item = &'k String>) -> Option<String> {
+    let respell: Vec<String> = keys
+        .filter_map(|key| {
+            let canonical = ReplicaType::parse(key)?.canonical();
+            (key != canonical).then(|| format!("{key} as {canonical}"))
+        })
+        .collect();
+    if respell.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "If Kueue queues this job: Kueue reads only the replica types PS, Worker, Chief, Master \
+         and Evaluator, spelled so, and leaves the others out of its quota, or never admits the \
+         job when it can read none. Spell {}.",
+        respell.join(", ")
+    ))
 }
 
 /// A job that was suspended and no longer is: `Suspended=False`, and a new start time.
@@ -70,7 +97,7 @@ mod tests {
     fn suspend_then_resume_flips_the_condition_and_restarts_the_clock() {
         let job = tfjob("a").workers(1).build();
         let mut pass = Pass::start(&job, &[], &[], Timestamp::UNIX_EPOCH);
-        suspend(&mut pass);
+        suspend(&mut pass, std::iter::empty());
         assert!(conditions::is_true(&pass.status, kind::SUSPENDED));
         assert_eq!(pass.plan.events.len(), 1);
         let later = Timestamp::from_second(100).expect("valid");
