@@ -9,20 +9,24 @@ use std::time::{Duration, Instant};
 use common::cluster::TestNs;
 use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::discovery::pinned_kind;
-use tfjob_operator::api::TFJob;
 use tfjob_operator::api::builder::tfjob;
+use tfjob_operator::api::{CleanPodPolicy, TFJob};
 
 const POLICY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/charts/tfjob-operator/files/kueue-replica-keys-policy.yaml"
+);
+const WARNING_POLICY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/charts/tfjob-operator/files/kueue-clean-pod-policy-warning.yaml"
 );
 const QUEUE_LABEL: &str = "kueue.x-k8s.io/queue-name";
 
 /// Applies every document of the policy file (server-side apply: idempotent across runs),
 /// renamed so that it never collides with the chart's copy (the e2e suite installs the chart on
 /// the same control plane).
-async fn install_policy(t: &TestNs) {
-    let text = std::fs::read_to_string(POLICY).expect("policy file");
+async fn install_policy(t: &TestNs, file: &str) {
+    let text = std::fs::read_to_string(file).expect("policy file");
     for mut doc in serde_saphyr::from_multiple::<serde_json::Value>(&text).expect("YAML") {
         let renamed = format!("{}-test", doc["metadata"]["name"].as_str().expect("name"));
         doc["metadata"]["name"] = renamed.clone().into();
@@ -71,7 +75,7 @@ async fn refusal(t: &TestNs, job: &TFJob) -> Option<String> {
 #[ignore = "needs a control plane: run `make test`"]
 async fn jobs_queued_by_kueue_must_spell_replica_types_as_kueue_reads_them() {
     let t = TestNs::new("kueue-keys").await;
-    install_policy(&t).await;
+    install_policy(&t, POLICY).await;
     // The API server picks a new policy up from its own watch: wait until it is enforced.
     let seed_style = job("seed", ("Ps", "Worker"), true);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -102,4 +106,77 @@ async fn jobs_queued_by_kueue_must_spell_replica_types_as_kueue_reads_them() {
         None,
         "jobs Kueue does not queue keep every spelling"
     );
+}
+
+/// The warnings `kubectl create --dry-run=server` prints for `job` (JSON on stdin).
+fn warnings_for(t: &TestNs, job: &TFJob) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(t.dir.join("bin/kubectl"))
+        .arg("--kubeconfig")
+        .arg(t.dir.join("kubeconfig"))
+        .args(["create", "--dry-run=server", "-n", &t.ns, "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl");
+    let json = serde_json::to_vec(job).expect("job JSON");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&json)
+        .expect("write");
+    let out = child.wait_with_output().expect("kubectl ran");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
+async fn a_queued_job_that_keeps_its_pods_after_finishing_is_warned_about_the_quota() {
+    let t = TestNs::new("kueue-clean").await;
+    install_policy(&t, WARNING_POLICY).await;
+    let keeps_pods = tfjob("keeps")
+        .workers(1)
+        .label(QUEUE_LABEL, "team-a")
+        .clean_pod_policy(CleanPodPolicy::None)
+        .build();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let warning = loop {
+        let stderr = warnings_for(&t, &keeps_pods);
+        if stderr.contains("Warning") {
+            break stderr;
+        }
+        assert!(Instant::now() < deadline, "the policy never warned");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        warning.contains("cleanPodPolicy None in a job queued by Kueue"),
+        "{warning}"
+    );
+    let legacy = tfjob("legacy")
+        .workers(1)
+        .label(QUEUE_LABEL, "team-a")
+        .spec(|s| s.clean_pod_policy = Some(CleanPodPolicy::None))
+        .build();
+    assert!(
+        warnings_for(&t, &legacy).contains("Warning"),
+        "the legacy field too"
+    );
+    let cleaned = tfjob("cleaned")
+        .workers(1)
+        .label(QUEUE_LABEL, "team-a")
+        .clean_pod_policy(CleanPodPolicy::Running)
+        .build();
+    assert!(!warnings_for(&t, &cleaned).contains("Warning"));
+    let unqueued = tfjob("unqueued")
+        .workers(1)
+        .clean_pod_policy(CleanPodPolicy::None)
+        .build();
+    assert!(!warnings_for(&t, &unqueued).contains("Warning"));
 }
