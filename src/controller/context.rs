@@ -3,17 +3,15 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 
 use super::act;
 use super::config::ControllerConfig;
 use super::error::Error;
+use super::index::IndexedStore;
 use super::memory::JobMemory;
-use crate::api::labels::JOB_NAME_LABEL;
 use crate::api::{ChildPod, ChildService, TFJob};
 use crate::plan::Action;
 use crate::runtime::leader::LeaderGate;
@@ -23,8 +21,8 @@ use crate::runtime::metrics::Metrics;
 pub struct Context {
     pub(super) client: Client,
     reporter: Reporter,
-    pods: Store<ChildPod>,
-    services: Store<ChildService>,
+    pods: IndexedStore<ChildPod>,
+    services: IndexedStore<ChildService>,
     /// What is remembered about each job between reconciles.
     pub(super) memory: JobMemory,
     /// Whether this replica may act (leader election).
@@ -39,7 +37,7 @@ impl Context {
         client: Client,
         config: ControllerConfig,
         metrics: Arc<Metrics>,
-        (pods, services): (Store<ChildPod>, Store<ChildService>),
+        (pods, services): (IndexedStore<ChildPod>, IndexedStore<ChildService>),
         memory: JobMemory,
         gate: LeaderGate,
     ) -> Self {
@@ -58,12 +56,13 @@ impl Context {
     /// Waits until both caches have finished their initial list; false if a watch failed
     /// before that.
     pub(super) async fn caches_ready(&self) -> bool {
-        self.pods.wait_until_ready().await.is_ok() && self.services.wait_until_ready().await.is_ok()
+        self.pods.store.wait_until_ready().await.is_ok()
+            && self.services.store.wait_until_ready().await.is_ok()
     }
 
     /// Objects in the pod and service caches.
     pub(super) fn cache_sizes(&self) -> (usize, usize) {
-        (self.pods.len(), self.services.len())
+        (self.pods.store.len(), self.services.store.len())
     }
 
     /// An event recorder for one reconcile. kube-runtime's Recorder keeps every event it
@@ -80,30 +79,17 @@ impl Context {
         Ok(Api::namespaced(self.client.clone(), &ns))
     }
 
-    /// Observe: the pods and services in the caches that carry the job's name label (ownership
-    /// is checked by the planner), with our own writes the caches have not caught up with
-    /// laid over them.
+    /// Observe: the pods and services in the caches that carry the job's name label (found
+    /// through the caches' index by job; ownership is checked by the planner), with our own
+    /// writes the caches have not caught up with laid over them.
     pub(super) fn children_of(&self, job: &TFJob) -> (Vec<Arc<ChildPod>>, Vec<Arc<ChildService>>) {
-        let ns = job.namespace();
+        let ns = job.namespace().unwrap_or_default();
         let name = job.name_any();
-        let labelled = |meta: &ObjectMeta| {
-            meta.namespace == ns
-                && meta
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(JOB_NAME_LABEL))
-                    .is_some_and(|n| *n == name)
-        };
-        let pods = self.pods.state().into_iter().filter(|p| labelled(p.meta()));
-        let services = self
-            .services
-            .state()
-            .into_iter()
-            .filter(|s| labelled(s.meta()));
         let uid = job.uid().unwrap_or_default();
         (
-            self.memory.overlay(&uid, pods.collect()),
-            self.memory.overlay(&uid, services.collect()),
+            self.memory.overlay(&uid, self.pods.children_of(&ns, &name)),
+            self.memory
+                .overlay(&uid, self.services.children_of(&ns, &name)),
         )
     }
 

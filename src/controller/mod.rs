@@ -5,7 +5,7 @@
 //! - [`reconcile`]: one reconcile — pick the step a job needs, run it, back off on errors;
 //! - [`apply`]: a live job — plan, act, write the status ([`status`]), count outcomes;
 //! - [`deletion`]: a deleted job — delete its children, then release the [`finalizer`];
-//! - [`context`] (shared state), [`memory`] (what is remembered per job, with
+//! - [`context`] (shared state; the caches with their [`index`] by job), [`memory`] (what is remembered per job, with
 //!   [`own_writes`]), [`trim`] (what the caches keep), [`error`], [`release`] (the
 //!   `release-finalizers` command).
 
@@ -16,6 +16,7 @@ pub mod context;
 mod deletion;
 pub mod error;
 pub mod finalizer;
+pub mod index;
 mod json_patch_ops;
 pub mod memory;
 pub mod own_writes;

@@ -17,6 +17,7 @@ use super::config::ControllerConfig;
 use super::context::Context;
 use super::fake_api::{self, Answer, Call, Calls};
 use super::finalizer::FINALIZER;
+use super::index::{IndexedStore, JobIndex};
 use super::memory::JobMemory;
 use super::own_writes::SeenRevision;
 use crate::api::builder::tfjob;
@@ -84,15 +85,25 @@ fn children(job: &TFJob, phases: [&str; 3]) -> (Vec<Pod>, Vec<Service>) {
 struct World {
     ctx: Context,
     calls: Calls,
-    pods: Writer<ChildPod>,
-    services: Writer<ChildService>,
+    pods: (Writer<ChildPod>, Arc<JobIndex>),
+    services: (Writer<ChildService>, Arc<JobIndex>),
 }
 
 impl World {
     fn new(handler: impl FnMut(&Call) -> Answer + Send + 'static) -> Self {
         let (client, calls) = fake_api::client(handler);
-        let (pod_store, pods) = reflector::store();
-        let (svc_store, services) = reflector::store();
+        let (pod_store, pod_writer) = reflector::store();
+        let (svc_store, svc_writer) = reflector::store();
+        let pods = (pod_writer, Arc::new(JobIndex::default()));
+        let services = (svc_writer, Arc::new(JobIndex::default()));
+        let pod_store = IndexedStore {
+            store: pod_store,
+            index: pods.1.clone(),
+        };
+        let svc_store = IndexedStore {
+            store: svc_store,
+            index: services.1.clone(),
+        };
         let memory = JobMemory::new(
             SeenRevision::default(),
             SeenRevision::default(),
@@ -117,12 +128,14 @@ impl World {
     /// Puts objects in the caches, as their watch would deliver them.
     fn cache(&mut self, (pods, services): (Vec<Pod>, Vec<Service>)) {
         for pod in pods {
-            self.pods
-                .apply_watcher_event(&watcher::Event::Apply(pod.into()));
+            let event = watcher::Event::Apply(pod.into());
+            self.pods.0.apply_watcher_event(&event);
+            self.pods.1.observe(&event);
         }
         for svc in services {
-            self.services
-                .apply_watcher_event(&watcher::Event::Apply(svc.into()));
+            let event = watcher::Event::Apply(svc.into());
+            self.services.0.apply_watcher_event(&event);
+            self.services.1.observe(&event);
         }
     }
 }

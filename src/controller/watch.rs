@@ -11,6 +11,8 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::runtime::controller::Config as RuntimeConfig;
 use kube::runtime::reflector::{self, Store};
+
+use super::index::{IndexedStore, JobIndex};
 use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
@@ -125,7 +127,7 @@ fn child_cache<K>(
     seen: SeenRevision,
     metrics: Arc<Metrics>,
 ) -> (
-    Store<K>,
+    IndexedStore<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 )
 where
@@ -141,15 +143,19 @@ where
         .page_size(LIST_PAGE_SIZE)
         .labels(MANAGED_SELECTOR);
     let (store, writer) = reflector::store();
-    let events =
-        reflector::reflector(writer, watcher(api, config)).inspect_ok(move |event| match event {
+    let index = Arc::new(JobIndex::default());
+    let indexer = index.clone();
+    let events = reflector::reflector(writer, watcher(api, config)).inspect_ok(move |event| {
+        indexer.observe(event);
+        match event {
             watcher::Event::Apply(obj)
             | watcher::Event::Delete(obj)
             | watcher::Event::InitApply(obj) => seen.observe(obj),
             watcher::Event::Init | watcher::Event::InitDone => {}
-        });
+        }
+    });
     let stream = with_backoff(events, metrics).touched_objects();
-    (store, stream)
+    (IndexedStore { store, index }, stream)
 }
 
 /// Runs the controller until `shutdown` resolves; in-flight reconciles finish first.
