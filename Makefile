@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CRD := crds/kubeflow.org_tfjobs.yaml
 
-.PHONY: build crd cluster test unit-test e2e lint fmt demo demo-down bench
+.PHONY: build crd cluster test unit-test e2e lint fmt demo demo-down bench bench-compare
 
 build: ## Build the operator (release)
 	$(CARGO) build --release --locked
@@ -58,3 +58,6 @@ bench: ## Scale benchmark (BENCH_JOBS TFJobs of 1 PS + 2 Workers) on a local con
 	$(CARGO) build --locked --release --bins; \
 	dir=$${TFJOB_TEST_CLUSTER:-$$(tests/cluster/up.sh /tmp/tfjob-operator-bench | tail -n1)}; \
 	$(CARGO) bench --locked --bench scale -- --jobs $(BENCH_JOBS) --cluster "$$dir" --json target/bench-$(BENCH_JOBS).json
+
+bench-compare: ## This operator vs Kubeflow's Go training-operator v1.8.1 (lifted and stock), BENCH_JOBS=500, interleaved
+	benches/go-operator/compare.sh

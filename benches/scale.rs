@@ -31,8 +31,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config, ResourceExt};
 use serde_json::{Value, json};
-use tfjob_operator::api::TFJob;
 use tfjob_operator::api::builder::tfjob;
+use tfjob_operator::api::{CleanPodPolicy, TFJob};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -57,6 +57,11 @@ struct Args {
     /// Operator binary.
     #[arg(long, default_value = "target/release/tfjob-operator")]
     operator: PathBuf,
+    /// The binary at `--operator` is Kubeflow's Go training-operator (benches/go-operator/): run
+    /// it with its own flags (its webhook certificates must be in
+    /// /tmp/k8s-webhook-server/serving-certs, a path it hard-codes).
+    #[arg(long)]
+    go: bool,
     /// Write every figure as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -208,6 +213,52 @@ async fn all_pods_running(pods: &Api<Pod>, n: usize) {
     .await;
 }
 
+/// Starts Kubeflow's Go training-operator on `ns` as the audited user, and waits until its
+/// workers have started (it waits for its webhook certificates first; see
+/// benches/go-operator/compare.sh for how they are provided).
+async fn start_go_operator(args: &Args, ns: &str) -> std::process::Child {
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port().to_string())
+            .expect("free port")
+    };
+    let log = std::env::temp_dir().join(format!("tfjob-bench-go-{ns}.log"));
+    let out = std::fs::File::create(&log).expect("log file");
+    let child = std::process::Command::new(&args.operator)
+        .args([
+            "--enable-scheme=tfjob",
+            "--namespace",
+            ns,
+            "--metrics-bind-address",
+            "127.0.0.1:0",
+            "--health-probe-bind-address",
+            "127.0.0.1:0",
+            "--webhook-server-port",
+            &free_port(),
+            "--controller-threads",
+            &args.concurrency.to_string(),
+        ])
+        .env("KUBECONFIG", args.cluster.join("operator.kubeconfig"))
+        .stdout(std::process::Stdio::null())
+        .stderr(out)
+        .spawn()
+        .expect("Go operator starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("Starting workers")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the Go operator did not start its workers; see {}",
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child
+}
+
 fn has(j: &TFJob, t: &str) -> bool {
     j.status
         .as_ref()
@@ -315,23 +366,27 @@ async fn main() {
     println!("raw: create + Running {raw_up:.2}s, delete {raw_down:.2}s");
 
     // The operator, as the audited user, watching this namespace.
-    let mut op = std::process::Command::new(&args.operator)
-        .args([
-            "run",
-            "--namespace",
-            &ns,
-            "--http-addr",
-            "127.0.0.1:0",
-            "--concurrency",
-            &args.concurrency.to_string(),
-        ])
-        .env("KUBECONFIG", args.cluster.join("operator.kubeconfig"))
-        // As an environment variable: older binaries compared against do not know the flag.
-        .env("TFJOB_HEALTH_PROBE_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("operator starts");
+    let mut op = if args.go {
+        start_go_operator(&args, &ns).await
+    } else {
+        std::process::Command::new(&args.operator)
+            .args([
+                "run",
+                "--namespace",
+                &ns,
+                "--http-addr",
+                "127.0.0.1:0",
+                "--concurrency",
+                &args.concurrency.to_string(),
+            ])
+            .env("KUBECONFIG", args.cluster.join("operator.kubeconfig"))
+            // As an environment variable: older binaries compared against do not know the flag.
+            .env("TFJOB_HEALTH_PROBE_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("operator starts")
+    };
     let pid = op.id();
     tokio::time::sleep(Duration::from_millis(500)).await; // let it list (empty) before the clock starts
     let mut phases: Vec<Phase> = Vec::new();
@@ -364,9 +419,11 @@ async fn main() {
     stream::iter(0..args.jobs)
         .for_each_concurrent(args.parallel, |i| {
             let (jobs, created) = (jobs.clone(), created.clone());
+            // Explicit: the Go operator's default is None, ours Running.
             let j = tfjob(&format!("job-{i}"))
                 .ps(args.ps)
                 .workers(args.workers)
+                .clean_pod_policy(CleanPodPolicy::Running)
                 .build();
             async move {
                 jobs.create(&PostParams::default(), &j)

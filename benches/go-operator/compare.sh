@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# `make bench-compare`: the scale bench (benches/scale.rs) against this operator and Kubeflow's Go
+# training-operator v1.8.1 — with its client rate limit lifted and, unless BENCH_STOCK=0, as
+# released — on one local control plane, interleaved run by run, then one side-by-side table
+# (median and range of the runs) and target/bench-compare/summary.json.
+#
+# Environment: BENCH_JOBS (500), BENCH_RUNS (2), BENCH_STOCK (1), BENCH_CONCURRENCY (16, both).
+# The Go operator runs outside a pod: its webhook certificate rotator needs namespace kubeflow
+# with a Secret training-operator-webhook-cert (it fills an existing one), and it waits for the
+# certificates in /tmp/k8s-webhook-server/serving-certs (a path it hard-codes; in a pod the Secret
+# is mounted there). No webhook configuration is installed: the API server never calls it.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+jobs="${BENCH_JOBS:-500}" runs="${BENCH_RUNS:-2}" stock="${BENCH_STOCK:-1}"
+concurrency="${BENCH_CONCURRENCY:-16}"
+log() { echo "[bench-compare $(date +%H:%M:%S)] $*" >&2; }
+
+cargo build --release --locked --bins
+gobin="$(benches/go-operator/build.sh | tail -n1)"
+dir="$(tests/cluster/up.sh "${TFJOB_BENCH_CLUSTER:-/tmp/tfjob-operator-bench-compare}" | tail -n1)"
+kc() { "$dir/bin/kubectl" --kubeconfig "$dir/kubeconfig" "$@"; }
+
+# --- the Go operator's webhook certificates ------------------------------------------------------
+certs=/tmp/tfjob-bench-go
+serving=/tmp/k8s-webhook-server/serving-certs
+mkdir -p "$certs" "$serving"
+kc create namespace kubeflow --dry-run=client -o yaml | kc apply -f - >/dev/null
+kc -n kubeflow create secret generic training-operator-webhook-cert --dry-run=client -o yaml | kc apply -f - >/dev/null
+secret_key() { kc -n kubeflow get secret training-operator-webhook-cert -o "jsonpath={.data.${1//./\\.}}"; }
+if [[ -z "$(secret_key tls.crt)" ]]; then
+  log "letting the Go operator's certificate rotator fill its Secret"
+  KUBECONFIG="$dir/kubeconfig" "$gobin/training-operator-stock" --enable-scheme=tfjob \
+    --namespace kubeflow --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 \
+    --webhook-server-port "$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')" \
+    > "$certs/rotator.log" 2>&1 &
+  rotator=$!
+  for _ in $(seq 1 300); do [[ -n "$(secret_key tls.crt)" ]] && break; sleep 0.2; done
+  kill "$rotator" 2>/dev/null; wait "$rotator" 2>/dev/null || true
+  [[ -n "$(secret_key tls.crt)" ]] || { log "the rotator did not fill the Secret; see $certs/rotator.log"; exit 1; }
+fi
+for key in ca.crt tls.crt tls.key; do secret_key "$key" | base64 -d > "$serving/$key"; done
+
+# --- interleaved runs ----------------------------------------------------------------------------
+out="$root/target/bench-compare"; rm -rf "$out"; mkdir -p "$out"
+operators=(ours go-lifted); [[ "$stock" == 1 ]] && operators+=(go-stock)
+for run in $(seq 1 "$runs"); do
+  for op in "${operators[@]}"; do
+    log "run $run/$runs: $op, $jobs jobs"
+    case "$op" in
+      ours) flags=(--operator target/release/tfjob-operator) ;;
+      go-lifted) flags=(--go --operator "$gobin/training-operator-lifted") ;;
+      go-stock) flags=(--go --operator "$gobin/training-operator-stock") ;;
+    esac
+    cargo bench --locked --bench scale -- --jobs "$jobs" --cluster "$dir" --concurrency "$concurrency" \
+      "${flags[@]}" --json "$out/$op-$run.json" > "$out/$op-$run.txt"
+  done
+done
+python3 "$root/benches/go-operator/summarize.py" "$out" "${operators[@]}"

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Side-by-side table of `make bench-compare` runs: DIR/<operator>-<run>.json from benches/scale.rs.
+
+Prints, per operator, the median and range over the runs of each phase's wall time (and its ratio
+to the raw API time measured in the same run), the operator's CPU over the whole run, its peak
+RSS and its API requests per job; writes all of it to DIR/summary.json.
+"""
+import json
+import statistics
+import sys
+from pathlib import Path
+
+PHASES = {"2 all Running": "all Running", "3 all Succeeded": "all Succeeded",
+          "4 collection delete": "collection delete until all gone"}
+
+
+def runs_of(out: Path, op: str):
+    return [json.loads(p.read_text()) for p in sorted(out.glob(f"{op}-*.json"))]
+
+
+def figures(run):
+    phases = {p["name"]: p for p in run["phases"]}
+    row = {}
+    for key in PHASES:
+        p = phases[key]
+        row[key] = (p["wall_seconds"], p.get("ratio_to_raw"))
+    row["cpu"] = sum(p["operator_cpu_seconds"] for p in run["phases"])
+    row["rss"] = max(p["operator_peak_rss_mib"] for p in run["phases"])
+    row["requests_per_job"] = run["requests_per_job"]
+    return row
+
+
+def spread(values, fmt):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    lo, hi, mid = min(values), max(values), statistics.median(values)
+    return fmt(mid) if lo == hi else f"{fmt(mid)} ({fmt(lo)}–{fmt(hi)})"
+
+
+def main():
+    out, ops = Path(sys.argv[1]), sys.argv[2:]
+    table, summary = [], {}
+    for op in ops:
+        rows = [figures(r) for r in runs_of(out, op)]
+        if not rows:
+            continue
+        jobs = runs_of(out, op)[0]["jobs"]
+        cells = {}
+        for key in PHASES:
+            wall = spread([r[key][0] for r in rows], lambda v: f"{v:.1f} s")
+            ratio = spread([r[key][1] for r in rows], lambda v: f"{v:.2f}×")
+            cells[key] = f"{wall}, {ratio} raw" if ratio != "-" else wall
+        cells["cpu"] = spread([r["cpu"] for r in rows], lambda v: f"{v:.1f} s")
+        cells["rss"] = spread([r["rss"] for r in rows], lambda v: f"{v:.0f} MiB")
+        cells["requests_per_job"] = spread([r["requests_per_job"] for r in rows], lambda v: f"{v:.1f}")
+        table.append((op, cells))
+        summary[op] = {"jobs": jobs, "runs": rows, "cells": cells}
+    names = [op for op, _ in table]
+    print(f"\nN={jobs} jobs (1 PS + 2 Workers), {len(rows)} run(s) each, median (range)")
+    print("| | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    labels = [(k, v) for k, v in PHASES.items()] + [("cpu", "operator CPU, whole run"),
+              ("rss", "operator peak RSS"), ("requests_per_job", "API requests per job")]
+    for key, label in labels:
+        print(f"| {label} | " + " | ".join(c[key] for _, c in table) + " |")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"\nwrote {out / 'summary.json'}")
+
+
+if __name__ == "__main__":
+    main()
