@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::cluster::{TestNs, client_for, has_condition, pod_phase, wait_for};
 use common::cluster::{quick_retry, wait_job};
+use common::fixtures::merge_patch;
 use common::kueue::{ClusterObjects, MULTIKUEUE, PRIORITY_LABEL, QUEUE_LABEL};
 use common::kueue::{api, apply, create_namespace, kueue_condition, kueue_dir, name_of};
 use common::kueue::{wait_object, worker_dir};
@@ -54,12 +55,13 @@ fn queued_job(name: &str) -> tfjob_operator::api::builder::TFJobBuilder {
 }
 
 /// A flavor, a ClusterQueue of 3 CPU (one job) for this test's namespace only, and LocalQueue
-/// `lq` in it. `node_labels` go on the flavor; `preemption` on the ClusterQueue.
+/// `lq` in it. `node_labels` go on the flavor; the fields of `queue_policy` (e.g.
+/// `preemption`, `admissionChecksStrategy`) on the ClusterQueue's spec.
 async fn quota_for_one_job(
     t: &TestNs,
     objects: &mut ClusterObjects,
     node_labels: serde_json::Value,
-    preemption: serde_json::Value,
+    queue_policy: serde_json::Value,
 ) -> String {
     let (flavor, cq) = (format!("{}-flavor", t.ns), format!("{}-cq", t.ns));
     objects
@@ -69,16 +71,17 @@ async fn quota_for_one_job(
                    "spec": {"nodeLabels": node_labels}}),
         )
         .await;
+    let mut spec = json!({
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": t.ns}},
+        "resourceGroups": [{"coveredResources": ["cpu", "memory"], "flavors": [{
+            "name": flavor,
+            "resources": [{"name": "cpu", "nominalQuota": "3"},
+                          {"name": "memory", "nominalQuota": "3Gi"}]}]}]});
+    merge_patch(&mut spec, &queue_policy);
     objects
         .apply(
             &t.client,
-            json!({"kind": "ClusterQueue", "metadata": {"name": cq}, "spec": {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": t.ns}},
-                "preemption": preemption,
-                "resourceGroups": [{"coveredResources": ["cpu", "memory"], "flavors": [{
-                    "name": flavor,
-                    "resources": [{"name": "cpu", "nominalQuota": "3"},
-                                  {"name": "memory", "nominalQuota": "3Gi"}]}]}]}}),
+            json!({"kind": "ClusterQueue", "metadata": {"name": cq}, "spec": spec}),
         )
         .await;
     apply(
@@ -296,7 +299,7 @@ async fn a_higher_priority_job_preempts_a_running_one_which_resumes_later() {
         &t,
         &mut objects,
         json!({}),
-        json!({"withinClusterQueue": "LowerPriority"}),
+        json!({"preemption": {"withinClusterQueue": "LowerPriority"}}),
     )
     .await;
     let op = t.operator();
@@ -337,7 +340,7 @@ async fn a_higher_priority_job_preempts_a_running_one_which_resumes_later() {
 }
 
 /// The manager's side of MultiKueue: the worker's kubeconfig in a Secret of Kueue's namespace,
-/// a MultiKueueCluster, MultiKueueConfig and AdmissionCheck, and a ClusterQueue that uses it.
+/// a MultiKueueCluster, MultiKueueConfig and AdmissionCheck, and a quota that uses the check.
 async fn dispatch_to_worker(
     manager: &TestNs,
     objects: &mut ClusterObjects,
@@ -373,31 +376,8 @@ async fn dispatch_to_worker(
         |c| kueue_condition(c, "Active"),
     )
     .await;
-    let (flavor, cq) = (format!("{name}-flavor"), format!("{name}-cq"));
-    objects
-        .apply(
-            &manager.client,
-            json!({"kind": "ResourceFlavor", "metadata": {"name": flavor}}),
-        )
-        .await;
-    objects
-        .apply(
-            &manager.client,
-            json!({"kind": "ClusterQueue", "metadata": {"name": cq}, "spec": {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}},
-                "admissionChecksStrategy": {"admissionChecks": [{"name": name}]},
-                "resourceGroups": [{"coveredResources": ["cpu", "memory"], "flavors": [{
-                    "name": flavor,
-                    "resources": [{"name": "cpu", "nominalQuota": "3"},
-                                  {"name": "memory", "nominalQuota": "3Gi"}]}]}]}}),
-        )
-        .await;
-    apply(
-        &manager.client,
-        json!({"kind": "LocalQueue", "metadata": {"name": "lq", "namespace": name},
-               "spec": {"clusterQueue": cq}}),
-    )
-    .await;
+    let queue_policy = json!({"admissionChecksStrategy": {"admissionChecks": [{"name": name}]}});
+    quota_for_one_job(manager, objects, json!({}), queue_policy).await;
 }
 
 #[tokio::test]

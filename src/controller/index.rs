@@ -42,8 +42,7 @@ impl Entries {
     fn insert(&mut self, meta: &ObjectMeta) {
         let child = child_key(meta);
         self.remove(&child);
-        let job = meta.labels.as_ref().and_then(|l| l.get(JOB_NAME_LABEL));
-        if let Some(job) = job {
+        if let Some(job) = job_label(meta) {
             let job = (child.0.clone(), job.clone());
             self.by_job
                 .entry(job.clone())
@@ -64,6 +63,11 @@ impl Entries {
             }
         }
     }
+}
+
+/// The job a child belongs to, by its job-name label.
+fn job_label(meta: &ObjectMeta) -> Option<&String> {
+    meta.labels.as_ref().and_then(|l| l.get(JOB_NAME_LABEL))
 }
 
 fn child_key(meta: &ObjectMeta) -> Key {
@@ -130,13 +134,9 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> IndexedStore<K> {
             .children(namespace, job)
             .into_iter()
             .filter_map(|name| self.store.get(&ObjectRef::new(&name).within(namespace)))
-            .filter(|obj| {
-                obj.meta()
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(JOB_NAME_LABEL))
-                    .is_some_and(|n| n == job)
-            })
+            // The store takes a watch event just before the index does: a child relabelled
+            // in between is still listed under its old job here.
+            .filter(|obj| job_label(obj.meta()).is_some_and(|n| n == job))
             .collect()
     }
 }

@@ -11,8 +11,6 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::runtime::controller::Config as RuntimeConfig;
 use kube::runtime::reflector::{self, Store};
-
-use super::index::{IndexedStore, JobIndex};
 use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
@@ -22,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use super::config::ControllerConfig;
 use super::context::Context;
+use super::index::{IndexedStore, JobIndex};
 use super::memory::JobMemory;
 use super::own_writes::SeenRevision;
 use super::reconcile::{error_policy, reconcile};

@@ -201,39 +201,48 @@ impl Drop for TestNs {
     /// Releases the finalizers the operator leaves behind (as `tfjob-operator
     /// release-finalizers` does), then deletes the namespace. Without the release the
     /// namespace would stay Terminating for good, and the namespace controller's retries would
-    /// load the API server for every later test. Runs on its own thread and runtime: a drop
-    /// cannot await, and may run while the test's runtime is unwinding from a panic.
+    /// load the API server for every later test.
     fn drop(&mut self) {
-        let (dir, ns) = (self.dir.clone(), self.ns.clone());
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            runtime.block_on(async {
-                let client = client_for(&dir).await;
-                if let Err(e) = tfjob_operator::controller::release::release_finalizers(
-                    client.clone(),
-                    Some(&ns),
-                )
-                .await
-                {
-                    eprintln!("releasing finalizers in {ns}: {e}");
-                }
-                // Deleted here rather than left to the namespace controller, whose backoff can
-                // grow long around an API server restart (a later suite checks no TFJob is left).
-                let jobs: Api<tfjob_operator::api::TFJob> = Api::namespaced(client.clone(), &ns);
-                let _ = jobs
-                    .delete_collection(&DeleteParams::default(), &Default::default())
-                    .await;
-                let api: Api<Namespace> = Api::all(client);
-                let _ = api.delete(&ns, &DeleteParams::default()).await;
-            });
+        let ns = self.ns.clone();
+        let done = clean_up_from_drop(self.dir.clone(), move |client| async move {
+            if let Err(e) =
+                tfjob_operator::controller::release::release_finalizers(client.clone(), Some(&ns))
+                    .await
+            {
+                eprintln!("releasing finalizers in {ns}: {e}");
+            }
+            // Deleted here rather than left to the namespace controller, whose backoff can
+            // grow long around an API server restart (a later suite checks no TFJob is left).
+            let jobs: Api<tfjob_operator::api::TFJob> = Api::namespaced(client.clone(), &ns);
+            let _ = jobs
+                .delete_collection(&DeleteParams::default(), &Default::default())
+                .await;
+            let api: Api<Namespace> = Api::all(client);
+            let _ = api.delete(&ns, &DeleteParams::default()).await;
         });
-        if cleanup.join().is_err() {
+        if !done {
             eprintln!("cleaning up namespace {} failed", self.ns);
         }
     }
+}
+
+/// Runs `work` with a client for the cluster in `dir`, from a `Drop`: on its own thread and
+/// runtime, since a drop cannot await and may run while the test's runtime is unwinding from a
+/// panic. False if the cleanup panicked.
+pub fn clean_up_from_drop<F, Fut>(dir: PathBuf, work: F) -> bool
+where
+    F: FnOnce(Client) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("cleanup runtime");
+        runtime.block_on(async { work(client_for(&dir).await).await });
+    })
+    .join()
+    .is_ok()
 }
 
 fn rand_u32() -> u32 {

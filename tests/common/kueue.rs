@@ -12,7 +12,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use serde_json::{Value, json};
 
-use super::cluster::{client_for, quick_retry};
+use super::cluster::{clean_up_from_drop, quick_retry};
 
 /// The label that queues a job in a LocalQueue.
 pub const QUEUE_LABEL: &str = "kueue.x-k8s.io/queue-name";
@@ -152,23 +152,15 @@ impl ClusterObjects {
 
 impl Drop for ClusterObjects {
     fn drop(&mut self) {
-        let (dir, created) = (self.dir.clone(), std::mem::take(&mut self.created));
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            runtime.block_on(async {
-                let client = client_for(&dir).await;
-                // Last created first: queues before the flavors they name.
-                for (kind, name) in created.iter().rev() {
-                    let _ = api(&client, kind, None)
-                        .delete(name, &DeleteParams::default())
-                        .await;
-                }
-            });
+        let created = std::mem::take(&mut self.created);
+        clean_up_from_drop(self.dir.clone(), move |client| async move {
+            // Last created first: queues before the flavors they name.
+            for (kind, name) in created.iter().rev() {
+                let _ = api(&client, kind, None)
+                    .delete(name, &DeleteParams::default())
+                    .await;
+            }
         });
-        let _ = cleanup.join();
     }
 }
 
