@@ -20,7 +20,8 @@ const KEPT_LABELS: [&str; 3] = [JOB_NAME_LABEL, REPLICA_TYPE_LABEL, REPLICA_INDE
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(from = "RawPod")]
 pub struct ChildPod {
-    /// Name, namespace, UID, resourceVersion, the job and replica labels, owners and deletion.
+    /// Name, namespace, UID, resourceVersion, the job and replica labels, owners, deletion
+    /// (timestamp, grace period) and finalizers.
     pub metadata: ObjectMeta,
     /// What the pod's status says about the training process.
     pub state: PodState,
@@ -41,7 +42,8 @@ pub struct PodState {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(from = "RawService")]
 pub struct ChildService {
-    /// Name, namespace, UID, resourceVersion, the job and replica labels, owners and deletion.
+    /// Name, namespace, UID, resourceVersion, the job and replica labels, owners, deletion
+    /// (timestamp, grace period) and finalizers.
     pub metadata: ObjectMeta,
 }
 
@@ -94,6 +96,8 @@ struct RawMeta {
     labels: Option<BTreeMap<String, String>>,
     owner_references: Option<Vec<OwnerReference>>,
     deletion_timestamp: Option<Time>,
+    deletion_grace_period_seconds: Option<i64>,
+    finalizers: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +138,8 @@ impl From<ObjectMeta> for RawMeta {
             labels: meta.labels,
             owner_references: meta.owner_references,
             deletion_timestamp: meta.deletion_timestamp,
+            deletion_grace_period_seconds: meta.deletion_grace_period_seconds,
+            finalizers: meta.finalizers,
         }
     }
 }
@@ -174,6 +180,8 @@ impl From<RawMeta> for ObjectMeta {
             labels: raw.labels.map(kept_labels),
             owner_references: raw.owner_references,
             deletion_timestamp: raw.deletion_timestamp,
+            deletion_grace_period_seconds: raw.deletion_grace_period_seconds,
+            finalizers: raw.finalizers,
             ..ObjectMeta::default()
         }
     }

@@ -184,6 +184,19 @@ async fn create_child<K: Child>(to: Target<'_, K>, obj: &K::Full) -> Outcome {
     }
 }
 
+/// Whether an object the API server returned for our DELETE is still stored: terminating (its
+/// grace period runs) or held by finalizers. The answer is the object in both cases; one removed
+/// at once has no finalizers and no grace period left (a Service no deletion timestamp at all, a
+/// pod deleted with grace period 0, as every unscheduled or finished pod is, a
+/// `deletionGracePeriodSeconds` of 0).
+fn is_still_stored<K: Resource>(obj: &K) -> bool {
+    let meta = obj.meta();
+    let held = meta.finalizers.as_ref().is_some_and(|f| !f.is_empty());
+    let grace_left =
+        meta.deletion_timestamp.is_some() && meta.deletion_grace_period_seconds != Some(0);
+    held || grace_left
+}
+
 async fn delete_child<K: Child>(
     to: Target<'_, K>,
     child: &ChildRef,
@@ -196,8 +209,9 @@ async fn delete_child<K: Child>(
         .await
     {
         Ok(answer) => {
+            let still_stored = answer.left().filter(is_still_stored);
             to.memory
-                .deleted(to.job_uid, &child.name, child.uid.clone(), answer.left());
+                .deleted(to.job_uid, &child.name, child.uid.clone(), still_stored);
             ok(normal(
                 &format!("SuccessfulDelete{}", kind.kind),
                 format!("Deleted {}: {}", kind.noun, child.name),
@@ -305,8 +319,18 @@ async fn run_one(
     }
 }
 
+/// Which events of the executed actions are published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Announce {
+    /// Every event: creates, deletes and adoptions (`SuccessfulCreatePod`, ...) and failures.
+    Everything,
+    /// Failures only. A deleted job's cleanup: Normal events about a job that is going away
+    /// would cost a request per child and tell nobody anything.
+    FailuresOnly,
+}
+
 /// Executes `actions` for `job`, remembers what was written in `memory` and publishes their
-/// events. Deletes run all at once; creates run in slow-start batches of 1, 2, 4, ... as the
+/// events (those `announce` asks for). Deletes run all at once; creates run in slow-start batches of 1, 2, 4, ... as the
 /// Job controller's do: a batch with a failed create stops the batches after it, so a job whose
 /// pods cannot be created costs one failed request per pass, not one per pod. Returns the first
 /// error after the attempted actions.
@@ -316,6 +340,7 @@ pub async fn execute(
     recorder: &Recorder,
     job: &TFJob,
     actions: Vec<Action>,
+    announce: Announce,
 ) -> Result<(), Error> {
     if actions.is_empty() {
         return Ok(());
@@ -344,7 +369,11 @@ pub async fn execute(
     let mut events = Vec::new();
     let mut first_error = None;
     for o in outcomes {
-        events.extend(o.event);
+        let failed = o.error.is_some();
+        events.extend(
+            o.event
+                .filter(|_| failed || announce == Announce::Everything),
+        );
         if first_error.is_none() {
             first_error = o.error;
         }

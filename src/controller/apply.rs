@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::Action as Requeue;
 
+use super::act::Announce;
 use super::context::{Context, key};
 use super::error::Error;
 use super::status::{self, StatusWrite};
@@ -27,7 +28,8 @@ pub(super) async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Err
     let mut job = ctx.memory.with_our_status(job);
     for _ in 0..MAX_PLANS {
         let decision = plan::plan(&job, &pods, &services, Timestamp::now(), &ctx.config.plan);
-        ctx.execute(&recorder, &job, decision.actions).await?;
+        ctx.execute(&recorder, &job, decision.actions, Announce::Everything)
+            .await?;
         let mut requeue_after = decision.requeue_after;
         match status::write_or_wait(ctx, &job, decision.status, decision.status_may_wait).await? {
             StatusWrite::Conflict => {

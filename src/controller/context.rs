@@ -93,17 +93,19 @@ impl Context {
         )
     }
 
-    /// Act: executes a plan's actions for `job`, remembering our writes over the caches.
+    /// Act: executes a plan's actions for `job`, remembering our writes over the caches, and
+    /// publishes the events `announce` asks for.
     pub(super) async fn execute(
         &self,
         recorder: &Recorder,
         job: &TFJob,
         actions: Vec<Action>,
+        announce: act::Announce,
     ) -> Result<(), Error> {
         if !self.gate.may_act() {
             return Err(Error::NotLeader);
         }
-        act::execute(&self.client, &self.memory, recorder, job, actions).await
+        act::execute(&self.client, &self.memory, recorder, job, actions, announce).await
     }
 }
 

@@ -9,48 +9,58 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action as Requeue;
 use tracing::debug;
 
+use super::act::{self, Announce};
 use super::context::Context;
 use super::error::Error;
-use super::{act, finalizer};
+use super::finalizer;
 use crate::api::TFJob;
-use crate::plan::cleanup::plan_cleanup;
+use crate::plan::cleanup::{CleanupPlan, plan_cleanup};
 
 /// How often a deletion waiting for its children is looked at even without watch events.
 const RECHECK: Duration = Duration::from_secs(10);
 
-/// One step of a job's deletion: release it if nothing is left, else delete what is and look
-/// again when the deletes come through (their watch events), or at the latest after [`RECHECK`].
+/// One step of a job's deletion: delete what is left of it; release it when nothing is. The
+/// answers to the deletes say which children are gone at once (services, finished and
+/// unscheduled pods): when that is all of them the job is released in the same reconcile. Else
+/// it is looked at again when the rest go (their watch events), at the latest after [`RECHECK`].
 pub(super) async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
     let uid = job.uid().ok_or(Error::MissingMetadata("uid"))?;
-    let (pods, services) = ctx.children_of(&job);
-    let decision = plan_cleanup(
-        &uid,
+    let mut decision = decide(&job, &uid, ctx);
+    if !decision.done {
+        let recorder = ctx.recorder();
+        act::publish(&recorder, &job, std::mem::take(&mut decision.events)).await;
+        let deletes = std::mem::take(&mut decision.actions);
+        ctx.execute(&recorder, &job, deletes, Announce::FailuresOnly)
+            .await?;
+        // What the deletes left, as their answers (laid over the caches) show it.
+        decision = decide(&job, &uid, ctx);
+    }
+    if !decision.done {
+        debug!("waiting for children to go");
+        let recheck = decision.requeue_after.map_or(RECHECK, |d| d.min(RECHECK));
+        return Ok(Requeue::requeue(recheck));
+    }
+    debug!("children gone; releasing the TFJob");
+    if let Err(err) = finalizer::release(&ctx.jobs_api(&job)?, job.as_ref()).await {
+        if let Some(webhook) = err.unreachable_webhook() {
+            let event = crate::plan::cleanup::release_blocked(webhook);
+            act::publish(&ctx.recorder(), &job, vec![event]).await;
+        }
+        return Err(err);
+    }
+    ctx.memory.forget(&uid);
+    Ok(Requeue::await_change())
+}
+
+/// The cleanup plan for `job` over its children as observed now.
+fn decide(job: &TFJob, uid: &str, ctx: &Context) -> CleanupPlan {
+    let (pods, services) = ctx.children_of(job);
+    plan_cleanup(
+        uid,
         job.finalizers(),
         &pods,
         &services,
         Timestamp::now(),
         ctx.config.force_delete_after,
-    );
-    if decision.done {
-        debug!("children gone; releasing the TFJob");
-        if let Err(err) = finalizer::release(&ctx.jobs_api(&job)?, job.as_ref()).await {
-            if let Some(webhook) = err.unreachable_webhook() {
-                let event = crate::plan::cleanup::release_blocked(webhook);
-                act::publish(&ctx.recorder(), &job, vec![event]).await;
-            }
-            return Err(err);
-        }
-        ctx.memory.forget(&uid);
-        return Ok(Requeue::await_change());
-    }
-    debug!(
-        pods = pods.len(),
-        services = services.len(),
-        "waiting for children to go"
-    );
-    let recorder = ctx.recorder();
-    act::publish(&recorder, &job, decision.events).await;
-    ctx.execute(&recorder, &job, decision.actions).await?;
-    let recheck = decision.requeue_after.map_or(RECHECK, |d| d.min(RECHECK));
-    Ok(Requeue::requeue(recheck))
+    )
 }

@@ -87,6 +87,8 @@ struct World {
     calls: Calls,
     pods: (Writer<ChildPod>, Arc<JobIndex>),
     services: (Writer<ChildService>, Arc<JobIndex>),
+    /// How far the pod and service "watches" have delivered.
+    seen: (SeenRevision, SeenRevision),
 }
 
 impl World {
@@ -104,11 +106,8 @@ impl World {
             store: svc_store,
             index: services.1.clone(),
         };
-        let memory = JobMemory::new(
-            SeenRevision::default(),
-            SeenRevision::default(),
-            config().status_batch,
-        );
+        let seen = (SeenRevision::default(), SeenRevision::default());
+        let memory = JobMemory::new(seen.0.clone(), seen.1.clone(), config().status_batch);
         let ctx = Context::new(
             client,
             config(),
@@ -122,20 +121,43 @@ impl World {
             calls,
             pods,
             services,
+            seen,
         }
     }
 
     /// Puts objects in the caches, as their watch would deliver them.
-    fn cache(&mut self, (pods, services): (Vec<Pod>, Vec<Service>)) {
+    fn cache(&mut self, children: (Vec<Pod>, Vec<Service>)) {
+        self.deliver(children, false);
+    }
+
+    /// Removes objects from the caches, as their watch would deliver their deletion.
+    fn uncache(&mut self, children: (Vec<Pod>, Vec<Service>)) {
+        self.deliver(children, true);
+    }
+
+    fn deliver(&mut self, (pods, services): (Vec<Pod>, Vec<Service>), deleted: bool) {
+        fn event<K>(obj: K, deleted: bool) -> watcher::Event<K> {
+            if deleted {
+                watcher::Event::Delete(obj)
+            } else {
+                watcher::Event::Apply(obj)
+            }
+        }
         for pod in pods {
-            let event = watcher::Event::Apply(pod.into());
+            let event = event(ChildPod::from(pod), deleted);
             self.pods.0.apply_watcher_event(&event);
             self.pods.1.observe(&event);
+            if let watcher::Event::Apply(p) | watcher::Event::Delete(p) = &event {
+                self.seen.0.observe(p);
+            }
         }
         for svc in services {
-            let event = watcher::Event::Apply(svc.into());
+            let event = event(ChildService::from(svc), deleted);
             self.services.0.apply_watcher_event(&event);
             self.services.1.observe(&event);
+            if let watcher::Event::Apply(s) | watcher::Event::Delete(s) = &event {
+                self.seen.1.observe(s);
+            }
         }
     }
 }
@@ -312,4 +334,115 @@ async fn own_deletes_hide_a_stale_cache_so_a_restart_is_counted_once() {
         text.contains("training_operator_jobs_restarted_total{job_namespace=\"ns\",framework=\"tensorflow\"} 1"),
         "{text}"
     );
+}
+
+/// A job of `stored`'s shape being deleted (our finalizer still on it).
+fn being_deleted(stored: &TFJob) -> TFJob {
+    let mut job = stored.clone();
+    job.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        jiff::Timestamp::now(),
+    ));
+    job
+}
+
+/// The API server's answer to the patch that removes our finalizer: the job, without it.
+fn released() -> Answer {
+    let mut job = being_deleted(&job(RestartPolicy::Never));
+    job.metadata.finalizers = None;
+    (200, serde_json::to_value(&job).unwrap_or(Value::Null))
+}
+
+/// The API server's answer to a DELETE of a child: the object; a pod named in `terminating`
+/// with a grace period of 30 s to run, any other pod deleted with grace period 0.
+fn delete_answer(call: &Call, terminating: &[&str]) -> Answer {
+    let name = call.path.rsplit('/').next().unwrap_or_default();
+    let owner = json!({"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "name": "j",
+        "uid": "job-uid", "controller": true, "blockOwnerDeletion": true});
+    let mut obj = json!({"apiVersion": "v1", "metadata": {
+        "name": name, "namespace": "ns", "uid": format!("uid-{name}"), "resourceVersion": "200",
+        "ownerReferences": [owner]}});
+    if call.path.contains("/pods/") {
+        obj["kind"] = json!("Pod");
+        let grace = if terminating.contains(&name) { 30 } else { 0 };
+        // The deletionTimestamp is when the grace period ends.
+        let ends = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace);
+        obj["metadata"]["deletionTimestamp"] = json!(ends.to_string());
+        obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+    } else {
+        obj["kind"] = json!("Service");
+    }
+    (200, obj)
+}
+
+#[tokio::test]
+async fn a_deleted_job_whose_children_go_at_once_is_released_in_the_same_reconcile() {
+    let stored = job(RestartPolicy::Never);
+    let mut accept = accepting();
+    let mut world = World::new(move |call| {
+        if call.method == "DELETE" {
+            return delete_answer(call, &[]);
+        }
+        if call.method == "PATCH" {
+            return released();
+        }
+        accept(call)
+    });
+    world.cache(children(&stored, ["Succeeded", "Succeeded", "Failed"]));
+    let requeue = super::deletion::cleanup(Arc::new(being_deleted(&stored)), &world.ctx)
+        .await
+        .expect("cleaned up");
+    assert_eq!(requeue, Requeue::await_change());
+    let calls = world.calls.all();
+    let deletes = calls.iter().filter(|c| c.method == "DELETE").count();
+    assert_eq!(deletes, 6, "three pods and three services");
+    let last = calls.last().map(|c| (c.method.as_str(), c.path.as_str()));
+    let job_path = format!("/apis/kubeflow.org/v1{JOB_PATH}");
+    assert_eq!(last, Some(("PATCH", job_path.as_str())), "released last");
+    assert!(
+        world.calls.event_reasons().is_empty(),
+        "no events about a job going away: {:?}",
+        world.calls.event_reasons()
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_job_waits_for_a_terminating_pod_before_its_release() {
+    let stored = job(RestartPolicy::Never);
+    let mut accept = accepting();
+    let mut world = World::new(move |call| {
+        if call.method == "DELETE" {
+            return delete_answer(call, &["j-ps-0"]);
+        }
+        if call.method == "PATCH" {
+            return released();
+        }
+        accept(call)
+    });
+    world.cache(children(&stored, ["Running", "Succeeded", "Succeeded"]));
+    let deleted = Arc::new(being_deleted(&stored));
+    let requeue = super::deletion::cleanup(deleted.clone(), &world.ctx)
+        .await
+        .expect("cleaned up");
+    assert_ne!(requeue, Requeue::await_change(), "looked at again");
+    assert_eq!(world.calls.count("PATCH", JOB_PATH), 0, "held");
+    // The terminating pod is not deleted again; once the watch shows it gone, the job goes.
+    super::deletion::cleanup(deleted.clone(), &world.ctx)
+        .await
+        .expect("cleaned up");
+    assert_eq!(world.calls.count("DELETE", "/pods/j-ps-0"), 1);
+    assert_eq!(world.calls.count("PATCH", JOB_PATH), 0, "still held");
+    // The watch delivers the deletions (at revisions past our deletes' answers).
+    let (mut pods, mut services) = children(&stored, ["Running", "Succeeded", "Succeeded"]);
+    for pod in &mut pods {
+        pod.metadata.resource_version = Some("201".into());
+    }
+    for svc in &mut services {
+        svc.metadata.resource_version = Some("201".into());
+    }
+    world.uncache((pods, services));
+    let requeue = super::deletion::cleanup(deleted, &world.ctx)
+        .await
+        .expect("released");
+    assert_eq!(requeue, Requeue::await_change());
+    assert_eq!(world.calls.count("PATCH", JOB_PATH), 1);
 }
