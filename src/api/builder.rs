@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 
+use super::template::PodTemplate;
 use super::{
     CleanPodPolicy, ReplicaSpec, RestartPolicy, RunPolicy, SuccessPolicy, TFJob, TFJobSpec,
 };
@@ -37,7 +38,7 @@ impl TFJobBuilder {
     pub fn replicas(mut self, key: &str, replicas: i32) -> Self {
         let spec = ReplicaSpec {
             replicas: Some(replicas),
-            template: Some(PodTemplateSpec {
+            template: Some(PodTemplate::from(PodTemplateSpec {
                 metadata: None,
                 spec: Some(PodSpec {
                     containers: vec![Container {
@@ -47,7 +48,7 @@ impl TFJobBuilder {
                     }],
                     ..PodSpec::default()
                 }),
-            }),
+            })),
             restart_policy: None,
         };
         self.job
@@ -93,12 +94,13 @@ impl TFJobBuilder {
 
     /// Edits the pod spec of the replica type added last (node name, tolerations, ...).
     pub fn pod_spec(mut self, edit: impl FnOnce(&mut PodSpec)) -> Self {
-        if let Some(spec) = self
-            .last_replica()
-            .and_then(|r| r.template.as_mut())
-            .and_then(|t| t.spec.as_mut())
-        {
-            edit(spec);
+        if let Some(template) = self.last_replica().and_then(|r| r.template.as_mut()) {
+            // A template the builder made always reads back.
+            let _ = template.edit(|t| {
+                if let Some(spec) = t.spec.as_mut() {
+                    edit(spec);
+                }
+            });
         }
         self
     }
@@ -106,13 +108,13 @@ impl TFJobBuilder {
     /// The image of every replica's `tensorflow` container.
     pub fn image(mut self, image: &str) -> Self {
         for spec in self.job.spec.tf_replica_specs.values_mut() {
-            let containers = spec
-                .template
-                .iter_mut()
-                .filter_map(|t| t.spec.as_mut())
-                .flat_map(|s| s.containers.iter_mut());
-            for c in containers {
-                c.image = Some(image.into());
+            if let Some(template) = spec.template.as_mut() {
+                let _ = template.edit(|t| {
+                    let containers = t.spec.iter_mut().flat_map(|s| s.containers.iter_mut());
+                    for c in containers {
+                        c.image = Some(image.into());
+                    }
+                });
             }
         }
         self

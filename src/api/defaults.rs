@@ -63,6 +63,9 @@ pub enum SpecError {
     /// No replicas at all.
     #[error("spec.tfReplicaSpecs is empty: give at least one replica type")]
     NoReplicaSpecs,
+    /// The template as cached cannot be read back (a bug of ours, never of the job's).
+    #[error("spec.tfReplicaSpecs[{0}].template cannot be read: {1}")]
+    UnreadableTemplate(ReplicaType, String),
 }
 
 /// One replica type after defaulting.
@@ -166,7 +169,12 @@ pub fn normalize(
         if rtype.is_chief_or_master() && count > 1 {
             return Err(SpecError::TooManyChiefs(rtype, count));
         }
-        let mut template = rs.template.clone().unwrap_or_default();
+        let mut template = match &rs.template {
+            Some(t) => t
+                .spec()
+                .map_err(|e| SpecError::UnreadableTemplate(rtype, e.to_string()))?,
+            None => PodTemplateSpec::default(),
+        };
         validate_containers(rtype, &template)?;
         default_port(&mut template);
         replicas.insert(
@@ -348,7 +356,7 @@ mod tests {
                     (
                         k.to_string(),
                         Box::new(ReplicaSpec {
-                            template: Some(template(&[("tensorflow", "tf:2")])),
+                            template: Some(template(&[("tensorflow", "tf:2")]).into()),
                             ..Default::default()
                         }),
                     )
@@ -424,13 +432,14 @@ mod tests {
             SpecError::ChiefAndMaster
         );
         let mut s = spec(&["Worker"]);
-        s.tf_replica_specs.get_mut("Worker").unwrap().template = Some(template(&[("main", "tf")]));
+        s.tf_replica_specs.get_mut("Worker").unwrap().template =
+            Some(template(&[("main", "tf")]).into());
         assert_eq!(
             normalize(&s, CleanPodPolicy::Running).unwrap_err(),
             SpecError::NoTensorflowContainer(ReplicaType::Worker)
         );
         s.tf_replica_specs.get_mut("Worker").unwrap().template =
-            Some(template(&[("tensorflow", "")]));
+            Some(template(&[("tensorflow", "")]).into());
         let err = normalize(&s, CleanPodPolicy::Running).unwrap_err();
         assert_eq!(
             err.to_string(),

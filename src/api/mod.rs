@@ -6,8 +6,10 @@ pub mod crd;
 pub mod defaults;
 pub mod labels;
 pub mod replica_type;
+pub mod template;
 pub mod types;
 
 pub use child::{ChildPod, ChildService, PodState};
 pub use replica_type::ReplicaType;
+pub use template::PodTemplate;
 pub use types::*;

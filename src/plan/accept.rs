@@ -56,7 +56,7 @@ fn template_restart_policies(spec: &TFJobSpec) -> Vec<&str> {
             replica
                 .template
                 .as_ref()
-                .and_then(|t| t.spec.as_ref())
+                .and_then(|t| t.spec().ok()?.spec)
                 .is_some_and(|s| s.restart_policy.is_some())
         })
         .map(|(key, _)| key.as_str())

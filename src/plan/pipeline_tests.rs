@@ -197,10 +197,8 @@ fn pods_carry_names_labels_owner_restart_policy_and_tf_config() {
         .template
         .as_mut()
         .unwrap()
-        .spec
-        .as_mut()
-        .unwrap()
-        .restart_policy = Some("OnFailure".into());
+        .edit(|t| t.spec.as_mut().unwrap().restart_policy = Some("OnFailure".into()))
+        .unwrap();
     let p = plan(&j, &[], &[], now(), &cfg());
     assert!(reasons(&p).contains(&"SetPodTemplateRestartPolicy"));
     let pods: Vec<&Pod> = p

@@ -170,7 +170,7 @@ mod tests {
                         k.to_string(),
                         Box::new(ReplicaSpec {
                             replicas: Some(*n),
-                            template: Some(PodTemplateSpec {
+                            template: Some(crate::api::PodTemplate::from(PodTemplateSpec {
                                 metadata: None,
                                 spec: Some(PodSpec {
                                     containers: vec![Container {
@@ -183,7 +183,7 @@ mod tests {
                                     }],
                                     ..Default::default()
                                 }),
-                            }),
+                            })),
                             ..Default::default()
                         }),
                     )
