@@ -184,8 +184,8 @@ async fn operator_client(
     settings: &RunSettings,
     metrics: &std::sync::Arc<Metrics>,
 ) -> Option<kube::Client> {
-    let limit = settings.rate_limit();
-    let client = match tfjob_operator::runtime::client::build(limit, metrics.clone()).await {
+    let limits = settings.client_limits();
+    let client = match tfjob_operator::runtime::client::build(limits, metrics.clone()).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!(

@@ -10,7 +10,7 @@ use clap::{Args, Parser};
 use crate::api::CleanPodPolicy;
 use crate::controller::ControllerConfig;
 use crate::plan::PlanConfig;
-use crate::runtime::client::RateLimit;
+use crate::runtime::client::{ClientLimits, RateLimit};
 
 /// Settings of `tfjob-operator run`.
 #[derive(Args, Clone, Debug)]
@@ -84,6 +84,10 @@ pub struct RunSettings {
     /// Requests allowed at once by the client-side limit (with --kube-api-qps).
     #[arg(long, env = "TFJOB_KUBE_API_BURST", default_value_t = 30)]
     pub kube_api_burst: u32,
+    /// Most API requests in flight at once (watches excluded); more wait for one to be
+    /// answered. Each holds a connection with its TLS state; 0: no bound.
+    #[arg(long, env = "TFJOB_KUBE_API_MAX_IN_FLIGHT", default_value_t = 32)]
+    pub kube_api_max_in_flight: usize,
     /// Log lines as plain text or as JSON objects (one per line).
     #[arg(long, env = "TFJOB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -147,12 +151,15 @@ impl RunSettings {
         }
     }
 
-    /// The client-side rate limit, if any.
-    pub fn rate_limit(&self) -> Option<RateLimit> {
-        (self.kube_api_qps > 0.0).then_some(RateLimit {
-            qps: self.kube_api_qps,
-            burst: self.kube_api_burst,
-        })
+    /// The client-side bounds on API requests: rate and requests in flight.
+    pub fn client_limits(&self) -> ClientLimits {
+        ClientLimits {
+            rate: (self.kube_api_qps > 0.0).then_some(RateLimit {
+                qps: self.kube_api_qps,
+                burst: self.kube_api_burst,
+            }),
+            max_in_flight: (self.kube_api_max_in_flight > 0).then_some(self.kube_api_max_in_flight),
+        }
     }
 
     /// The configuration of each controller to run: one per `--namespace`, or one for all

@@ -34,7 +34,10 @@ impl PodTemplate {
     }
 
     /// Changes the template through its `PodTemplateSpec` (test builders; not on a hot path).
-    pub fn edit(&mut self, change: impl FnOnce(&mut PodTemplateSpec)) -> Result<(), serde_json::Error> {
+    pub fn edit(
+        &mut self,
+        change: impl FnOnce(&mut PodTemplateSpec),
+    ) -> Result<(), serde_json::Error> {
         let mut spec = self.spec()?;
         change(&mut spec);
         *self = Self::new(&spec)?;
@@ -105,7 +108,10 @@ mod tests {
     fn a_template_is_kept_as_small_as_its_json() {
         let compact: PodTemplate = serde_json::from_str(TEMPLATE).expect("decodes");
         let full: PodTemplateSpec = serde_json::from_str(TEMPLATE).expect("decodes");
-        assert_eq!(compact.json_len(), serde_json::to_string(&full).map_or(0, |s| s.len()));
+        assert_eq!(
+            compact.json_len(),
+            serde_json::to_string(&full).map_or(0, |s| s.len())
+        );
         assert!(compact.json_len() < 300, "{} bytes", compact.json_len());
         assert!(std::mem::size_of::<PodTemplate>() <= 16);
     }

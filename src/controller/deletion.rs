@@ -2,7 +2,7 @@
 //! (forcing pods stuck on lost nodes), then release the finalizer — here and only here.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use kube::ResourceExt;
@@ -25,6 +25,10 @@ const RECHECK: Duration = Duration::from_secs(10);
 /// it is looked at again when the rest go (their watch events), at the latest after [`RECHECK`].
 pub(super) async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
     let uid = job.uid().ok_or(Error::MissingMetadata("uid"))?;
+    if ctx.memory.was_released(&uid, Instant::now()) {
+        // Released already; the TFJob cache has not yet seen it go.
+        return Ok(Requeue::await_change());
+    }
     let mut decision = decide(&job, &uid, ctx);
     if !decision.done {
         let recorder = ctx.recorder();
@@ -48,7 +52,7 @@ pub(super) async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, E
         }
         return Err(err);
     }
-    ctx.memory.forget(&uid);
+    ctx.memory.released(&uid, Instant::now());
     Ok(Requeue::await_change())
 }
 

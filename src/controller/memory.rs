@@ -98,6 +98,33 @@ pub struct JobMemory {
     batch_period: Duration,
     /// First and longest delay of the error backoff.
     backoff: (Duration, Duration),
+    /// Jobs whose finalizer we removed lately.
+    released: Mutex<Released>,
+}
+
+/// How long a released job is remembered as such: longer than the TFJob watch takes to deliver
+/// the job's removal, so reconciles triggered meanwhile (its children's deletions arriving on
+/// their watches) do not patch a job that is gone.
+const RELEASED_FOR: Duration = Duration::from_secs(30);
+
+/// The UIDs of jobs released within [`RELEASED_FOR`], oldest first.
+#[derive(Debug, Default)]
+struct Released {
+    order: std::collections::VecDeque<(Instant, String)>,
+    uids: std::collections::HashSet<String>,
+}
+
+impl Released {
+    /// Forgets the releases older than [`RELEASED_FOR`] at `now`.
+    fn expire(&mut self, now: Instant) {
+        while let Some((at, uid)) = self.order.front() {
+            if now.saturating_duration_since(*at) < RELEASED_FOR {
+                break;
+            }
+            self.uids.remove(uid);
+            self.order.pop_front();
+        }
+    }
 }
 
 impl JobMemory {
@@ -110,6 +137,7 @@ impl JobMemory {
             seen_services,
             batch_period: batch,
             backoff: (Duration::from_millis(500), Duration::from_secs(300)),
+            released: Mutex::default(),
         }
     }
 
@@ -140,6 +168,31 @@ impl JobMemory {
     /// Forgets everything about the job with `uid` (it is gone).
     pub fn forget(&self, uid: &str) {
         self.jobs().remove(uid);
+    }
+
+    /// The job with `uid` was released (our finalizer removed): forgets it, and remembers the
+    /// release for a while ([`JobMemory::was_released`]).
+    pub fn released(&self, uid: &str, now: Instant) {
+        self.forget(uid);
+        let mut released = self.released_jobs();
+        released.expire(now);
+        if released.uids.insert(uid.to_string()) {
+            released.order.push_back((now, uid.to_string()));
+        }
+    }
+
+    /// Whether the job with `uid` was released lately: the TFJob cache may still show it with
+    /// our finalizer, but there is nothing left to do for it.
+    pub fn was_released(&self, uid: &str, now: Instant) -> bool {
+        let mut released = self.released_jobs();
+        released.expire(now);
+        released.uids.contains(uid)
+    }
+
+    fn released_jobs(&self) -> MutexGuard<'_, Released> {
+        self.released
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Jobs with something remembered.
@@ -352,6 +405,25 @@ mod tests {
         assert_eq!(m.failed("a"), Duration::from_secs(300));
         m.succeeded("a");
         assert_eq!(m.failed("a"), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_release_is_remembered_for_a_while_then_forgotten() {
+        let m = memory();
+        let t0 = Instant::now();
+        m.failed("u");
+        m.released("u", t0);
+        assert!(m.is_empty(), "everything else about the job is forgotten");
+        assert!(m.was_released("u", t0 + Duration::from_secs(1)));
+        assert!(!m.was_released("other", t0));
+        m.released("v", t0 + Duration::from_secs(20));
+        assert!(!m.was_released("u", t0 + RELEASED_FOR));
+        assert!(m.was_released("v", t0 + RELEASED_FOR));
+        assert_eq!(
+            m.released_jobs().order.len(),
+            1,
+            "expired entries are dropped"
+        );
     }
 
     #[test]

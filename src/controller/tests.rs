@@ -403,6 +403,17 @@ async fn a_deleted_job_whose_children_go_at_once_is_released_in_the_same_reconci
         "no events about a job going away: {:?}",
         world.calls.event_reasons()
     );
+    // The children's deletions reach their watches before the job's removal reaches the TFJob
+    // cache: the job is looked at again, and left alone.
+    let again = super::deletion::cleanup(Arc::new(being_deleted(&stored)), &world.ctx)
+        .await
+        .expect("nothing to do");
+    assert_eq!(again, Requeue::await_change());
+    assert_eq!(
+        world.calls.all().len(),
+        calls.len(),
+        "no request for a released job"
+    );
 }
 
 #[tokio::test]

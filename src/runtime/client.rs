@@ -3,7 +3,11 @@
 //! - counts every request by verb and response code (`tfjob_operator_api_requests_total`);
 //! - optionally holds requests to a client-side rate (`--kube-api-qps`, `--kube-api-burst`):
 //!   a token bucket like client-go's, which kube does not have. A request waits for a token
-//!   before it is sent; watches take one per (re)connect.
+//!   before it is sent; watches take one per (re)connect;
+//! - holds requests beyond `--kube-api-max-in-flight` (watches excluded) until one in flight
+//!   is answered. Each request in flight holds a connection of its own (HTTP/1.1), with its TLS
+//!   state and buffers; without a bound, bursts of parallel creates and events opened ~1,000
+//!   TLS connections over a 500-job run.
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -15,6 +19,7 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http::{Request, Response};
 use kube::client::ClientBuilder;
+use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
 use super::metrics::Metrics;
@@ -39,16 +44,28 @@ impl RateLimit {
     }
 }
 
+/// The client-side bounds on API requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ClientLimits {
+    /// Requests per second, if limited.
+    pub rate: Option<RateLimit>,
+    /// Requests in flight at once (watches excluded), if limited.
+    pub max_in_flight: Option<usize>,
+}
+
 /// A client from KUBECONFIG or the in-cluster config, with our layer (see the module docs).
 pub async fn build(
-    limit: Option<RateLimit>,
+    limits: ClientLimits,
     metrics: Arc<Metrics>,
 ) -> Result<kube::Client, kube::Error> {
     let config = kube::Config::infer()
         .await
         .map_err(kube::Error::InferConfig)?;
     let layer = ClientLayer {
-        limiter: limit.and_then(RateLimit::limiter).map(Arc::new),
+        limiter: limits.rate.and_then(RateLimit::limiter).map(Arc::new),
+        in_flight: limits
+            .max_in_flight
+            .map(|n| Arc::new(Semaphore::new(n.clamp(1, Semaphore::MAX_PERMITS)))),
         metrics,
     };
     Ok(ClientBuilder::try_from(config)?.with_layer(&layer).build())
@@ -58,6 +75,7 @@ pub async fn build(
 #[derive(Clone)]
 struct ClientLayer {
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    in_flight: Option<Arc<Semaphore>>,
     metrics: Arc<Metrics>,
 }
 
@@ -68,6 +86,7 @@ impl<S> Layer<S> for ClientLayer {
         Limited {
             inner,
             limiter: self.limiter.clone(),
+            in_flight: self.in_flight.clone(),
             metrics: self.metrics.clone(),
             waiting: None,
             permitted: false,
@@ -81,6 +100,8 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 struct Limited<S> {
     inner: S,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// Permits for requests in flight (watches take none).
+    in_flight: Option<Arc<Semaphore>>,
     metrics: Arc<Metrics>,
     /// The wait for the next token, while one is pending.
     waiting: Option<BoxFuture<()>>,
@@ -119,8 +140,15 @@ where
         self.permitted = false;
         let verb = request.method().as_str().to_string();
         let metrics = self.metrics.clone();
+        let in_flight = self.in_flight.clone().filter(|_| !is_watch(&request));
+        // The inner future sends nothing until polled (hyper takes a connection then), so
+        // waiting for a permit before polling it holds the request back.
         let response = self.inner.call(request);
         Box::pin(async move {
+            let _permit = match in_flight {
+                Some(permits) => permits.acquire_owned().await.ok(),
+                None => None,
+            };
             let result = response.await;
             let code = match &result {
                 Ok(r) => r.status().as_u16().to_string(),
@@ -132,9 +160,69 @@ where
     }
 }
 
+/// Whether `request` opens a watch (it stays in flight for minutes: it takes no permit).
+fn is_watch<B>(request: &Request<B>) -> bool {
+    request
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn watches_are_told_from_other_requests() {
+        let req = |uri: &str| Request::get(uri).body(()).expect("a request");
+        assert!(is_watch(&req(
+            "/api/v1/pods?labelSelector=a&watch=true&timeoutSeconds=290"
+        )));
+        assert!(!is_watch(&req("/api/v1/pods?labelSelector=watch%3Dtrue")));
+        assert!(!is_watch(&req("/api/v1/namespaces/ns/pods")));
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_bound_wait_for_one_in_flight() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<()>, Response<()>>();
+        let layer = ClientLayer {
+            limiter: None,
+            in_flight: Some(Arc::new(Semaphore::new(2))),
+            metrics: Arc::new(Metrics::new()),
+        };
+        let mut client = layer.layer(service);
+        let mut answers = Vec::new();
+        for uri in ["/pods/a", "/pods/b", "/pods?watch=true", "/pods/c"] {
+            futures::future::poll_fn(|cx| client.poll_ready(cx))
+                .await
+                .expect("ready");
+            let request = Request::get(uri).body(()).expect("a request");
+            answers.push(tokio::spawn(client.call(request)));
+        }
+        // Two plain requests and the watch reach the server; the third waits for a permit.
+        let mut arrived = Vec::new();
+        let mut pending = Vec::new();
+        for _ in 0..3 {
+            let (request, respond) = handle.next_request().await.expect("a request");
+            arrived.push(request.uri().to_string());
+            pending.push((request.uri().to_string(), respond));
+        }
+        assert!(!arrived.contains(&"/pods/c".to_string()), "{arrived:?}");
+        assert!(
+            arrived.contains(&"/pods?watch=true".to_string()),
+            "{arrived:?}"
+        );
+        // Answering /pods/a frees its permit: then /pods/c is sent.
+        let at = pending
+            .iter()
+            .position(|(uri, _)| uri == "/pods/a")
+            .expect("sent");
+        pending.remove(at).1.send_response(Response::new(()));
+        let (request, _respond) = handle.next_request().await.expect("the third");
+        assert_eq!(request.uri().to_string(), "/pods/c");
+        drop(pending);
+        drop(answers);
+    }
 
     #[test]
     fn no_limit_unless_qps_is_positive() {
