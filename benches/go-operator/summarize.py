@@ -56,8 +56,9 @@ def main():
         cells["requests_per_job"] = spread([r["requests_per_job"] for r in rows], lambda v: f"{v:.1f}")
         table.append((op, cells))
         summary[op] = {"jobs": jobs, "runs": rows, "cells": cells}
-    names = [op for op, _ in table]
-    print(f"\nN={jobs} jobs (1 PS + 2 Workers), {len(rows)} run(s) each, median (range)")
+    names = [f"{op} ({len(summary[op]['runs'])} run{'s' if len(summary[op]['runs']) > 1 else ''})"
+             for op, _ in table]
+    print(f"\nN={jobs} jobs (1 PS + 2 Workers), median (range) of the runs")
     print("| | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     labels = [(k, v) for k, v in PHASES.items()] + [("cpu", "operator CPU, whole run"),

@@ -374,19 +374,21 @@ fn delete_answer(call: &Call, terminating: &[&str]) -> Answer {
     (200, obj)
 }
 
+/// An API server for a job's cleanup: deletes answered as [`delete_answer`] does, the finalizer
+/// patch with the released job, everything else accepted.
+fn deleting(terminating: &'static [&'static str]) -> impl FnMut(&Call) -> Answer + Send + 'static {
+    let mut accept = accepting();
+    move |call| match call.method.as_str() {
+        "DELETE" => delete_answer(call, terminating),
+        "PATCH" => released(),
+        _ => accept(call),
+    }
+}
+
 #[tokio::test]
 async fn a_deleted_job_whose_children_go_at_once_is_released_in_the_same_reconcile() {
     let stored = job(RestartPolicy::Never);
-    let mut accept = accepting();
-    let mut world = World::new(move |call| {
-        if call.method == "DELETE" {
-            return delete_answer(call, &[]);
-        }
-        if call.method == "PATCH" {
-            return released();
-        }
-        accept(call)
-    });
+    let mut world = World::new(deleting(&[]));
     world.cache(children(&stored, ["Succeeded", "Succeeded", "Failed"]));
     let requeue = super::deletion::cleanup(Arc::new(being_deleted(&stored)), &world.ctx)
         .await
@@ -419,16 +421,7 @@ async fn a_deleted_job_whose_children_go_at_once_is_released_in_the_same_reconci
 #[tokio::test]
 async fn a_deleted_job_waits_for_a_terminating_pod_before_its_release() {
     let stored = job(RestartPolicy::Never);
-    let mut accept = accepting();
-    let mut world = World::new(move |call| {
-        if call.method == "DELETE" {
-            return delete_answer(call, &["j-ps-0"]);
-        }
-        if call.method == "PATCH" {
-            return released();
-        }
-        accept(call)
-    });
+    let mut world = World::new(deleting(&["j-ps-0"]));
     world.cache(children(&stored, ["Running", "Succeeded", "Succeeded"]));
     let deleted = Arc::new(being_deleted(&stored));
     let requeue = super::deletion::cleanup(deleted.clone(), &world.ctx)

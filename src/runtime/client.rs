@@ -6,8 +6,8 @@
 //!   before it is sent; watches take one per (re)connect;
 //! - holds requests beyond `--kube-api-max-in-flight` (watches excluded) until one in flight
 //!   is answered. Each request in flight holds a connection of its own (HTTP/1.1), with its TLS
-//!   state and buffers; without a bound, bursts of parallel creates and events opened ~1,000
-//!   TLS connections over a 500-job run.
+//!   state and buffers: without a bound, a burst of parallel creates and events from every
+//!   reconcile at once opens as many connections.
 
 use std::future::Future;
 use std::num::NonZeroU32;
