@@ -198,6 +198,23 @@ where
     }
 }
 
+/// One collection delete of the objects of `api` matching `labels`. The API server ends a
+/// request after 60 s while it goes on deleting (15,000 pods take longer): the connection is
+/// closed, and the delete is sent again for what is left, at most 10 times.
+async fn delete_all<K>(api: &Api<K>, labels: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let lp = ListParams::default().labels(labels);
+    for attempt in 1..=10 {
+        match api.delete_collection(&DeleteParams::default(), &lp).await {
+            Ok(_) => return,
+            Err(e) => eprintln!("collection delete, attempt {attempt}: {e}; sending it again"),
+        }
+    }
+    panic!("the collection delete failed 10 times");
+}
+
 /// Waits until `n` pods of `pods` are Running.
 async fn all_pods_running(pods: &Api<Pod>, n: usize) {
     watch_until(
@@ -348,18 +365,8 @@ async fn main() {
     all_pods_running(&pods, n_pods).await;
     let raw_up = raw_up.elapsed().as_secs_f64();
     let raw_down = Instant::now();
-    pods.delete_collection(
-        &DeleteParams::default(),
-        &ListParams::default().labels("bench=raw"),
-    )
-    .await
-    .unwrap();
-    svcs.delete_collection(
-        &DeleteParams::default(),
-        &ListParams::default().labels("bench=raw"),
-    )
-    .await
-    .unwrap();
+    delete_all(&pods, "bench=raw").await;
+    delete_all(&svcs, "bench=raw").await;
     watch_until(pods.clone(), |_| {}, |all| all.is_empty()).await;
     watch_until(svcs.clone(), |_| {}, |all| all.is_empty()).await;
     let raw_down = raw_down.elapsed().as_secs_f64();
@@ -538,9 +545,7 @@ async fn main() {
 
     // 4. one collection delete
     let t3 = Instant::now();
-    jobs.delete_collection(&DeleteParams::default(), &ListParams::default())
-        .await
-        .unwrap();
+    delete_all(&jobs, "").await;
     watch_until(jobs.clone(), |_| {}, |all| all.is_empty()).await;
     watch_until(pods.clone(), |_| {}, |all| all.is_empty()).await;
     watch_until(svcs.clone(), |_| {}, |all| all.is_empty()).await;
