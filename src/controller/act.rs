@@ -330,10 +330,10 @@ pub enum Announce {
 }
 
 /// Executes `actions` for `job`, remembers what was written in `memory` and publishes their
-/// events (those `announce` asks for). Deletes run all at once; creates run in slow-start batches of 1, 2, 4, ... as the
-/// Job controller's do: a batch with a failed create stops the batches after it, so a job whose
-/// pods cannot be created costs one failed request per pass, not one per pod. Returns the first
-/// error after the attempted actions.
+/// events (those `announce` asks for). Deletes run all at once; creates run in slow-start
+/// batches of 1, 2, 4, ... as the Job controller's do: a batch with a failed create stops the
+/// batches after it, so a job whose pods cannot be created costs one failed request per pass,
+/// not one per pod. Returns the first error after the attempted actions.
 pub async fn execute(
     client: &kube::Client,
     memory: &JobMemory,

@@ -4,10 +4,11 @@
 //! - optionally holds requests to a client-side rate (`--kube-api-qps`, `--kube-api-burst`):
 //!   a token bucket like client-go's, which kube does not have. A request waits for a token
 //!   before it is sent; watches take one per (re)connect;
-//! - holds requests beyond `--kube-api-max-in-flight` (watches excluded) until one in flight
-//!   is answered. Each request in flight holds a connection of its own (HTTP/1.1), with its TLS
-//!   state and buffers: without a bound, a burst of parallel creates and events from every
-//!   reconcile at once opens as many connections.
+//! - holds requests beyond `--kube-api-max-in-flight` until one in flight is answered (as
+//!   tower's `ConcurrencyLimit`: the service is ready only with a permit); a watch gives its
+//!   permit back as it is sent, since it stays open for minutes. Each request in flight holds a
+//!   connection of its own (HTTP/1.1), with its TLS state and buffers: without a bound, a burst
+//!   of parallel creates and events from every reconcile at once opens as many connections.
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -19,7 +20,7 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http::{Request, Response};
 use kube::client::ClientBuilder;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
 use super::metrics::Metrics;
@@ -90,6 +91,8 @@ impl<S> Layer<S> for ClientLayer {
             metrics: self.metrics.clone(),
             waiting: None,
             permitted: false,
+            acquiring: None,
+            permit: None,
         }
     }
 }
@@ -100,13 +103,17 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 struct Limited<S> {
     inner: S,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
-    /// Permits for requests in flight (watches take none).
+    /// Permits for requests in flight (a watch gives its permit back as it is sent).
     in_flight: Option<Arc<Semaphore>>,
     metrics: Arc<Metrics>,
     /// The wait for the next token, while one is pending.
     waiting: Option<BoxFuture<()>>,
     /// Whether a token is held for the next call.
     permitted: bool,
+    /// The wait for a permit to be in flight, while one is pending.
+    acquiring: Option<BoxFuture<Option<OwnedSemaphorePermit>>>,
+    /// The permit held for the next call.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl<S, B, RB> Service<Request<B>> for Limited<S>
@@ -133,6 +140,19 @@ where
             self.waiting = None;
             self.permitted = true;
         }
+        if let Some(permits) = &self.in_flight
+            && self.permit.is_none()
+        {
+            let acquire = self.acquiring.get_or_insert_with(|| {
+                let permits = permits.clone();
+                Box::pin(async move { permits.acquire_owned().await.ok() })
+            });
+            let Poll::Ready(permit) = acquire.as_mut().poll(cx) else {
+                return Poll::Pending;
+            };
+            self.acquiring = None;
+            self.permit = permit;
+        }
         self.inner.poll_ready(cx)
     }
 
@@ -140,16 +160,11 @@ where
         self.permitted = false;
         let verb = request.method().as_str().to_string();
         let metrics = self.metrics.clone();
-        let in_flight = self.in_flight.clone().filter(|_| !is_watch(&request));
-        // The inner future sends nothing until polled (hyper takes a connection then), so
-        // waiting for a permit before polling it holds the request back.
+        let permit = self.permit.take().filter(|_| !is_watch(&request));
         let response = self.inner.call(request);
         Box::pin(async move {
-            let _permit = match in_flight {
-                Some(permits) => permits.acquire_owned().await.ok(),
-                None => None,
-            };
             let result = response.await;
+            drop(permit);
             let code = match &result {
                 Ok(r) => r.status().as_u16().to_string(),
                 Err(_) => "error".to_string(),
@@ -192,32 +207,42 @@ mod tests {
         };
         let mut client = layer.layer(service);
         let mut answers = Vec::new();
-        for uri in ["/pods/a", "/pods/b", "/pods?watch=true", "/pods/c"] {
-            futures::future::poll_fn(|cx| client.poll_ready(cx))
-                .await
-                .expect("ready");
+        // Two requests and a watch in flight: the watch holds no permit.
+        for uri in ["/pods/a", "/pods?watch=true", "/pods/b"] {
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                futures::future::poll_fn(|cx| client.poll_ready(cx)),
+            )
+            .await
+            .expect("a permit is free")
+            .expect("ready");
             let request = Request::get(uri).body(()).expect("a request");
             answers.push(tokio::spawn(client.call(request)));
         }
-        // Two plain requests and the watch reach the server; the third waits for a permit.
-        let mut arrived = Vec::new();
         let mut pending = Vec::new();
         for _ in 0..3 {
             let (request, respond) = handle.next_request().await.expect("a request");
-            arrived.push(request.uri().to_string());
             pending.push((request.uri().to_string(), respond));
         }
-        assert!(!arrived.contains(&"/pods/c".to_string()), "{arrived:?}");
-        assert!(
-            arrived.contains(&"/pods?watch=true".to_string()),
-            "{arrived:?}"
-        );
-        // Answering /pods/a frees its permit: then /pods/c is sent.
+        // A third request is not let through while both permits are held ...
+        let ready = futures::future::poll_fn(|cx| client.poll_ready(cx));
+        let waited = tokio::time::timeout(Duration::from_millis(200), ready).await;
+        assert!(waited.is_err(), "ready with two requests in flight");
+        // ... and is once /pods/a is answered.
         let at = pending
             .iter()
             .position(|(uri, _)| uri == "/pods/a")
             .expect("sent");
         pending.remove(at).1.send_response(Response::new(()));
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            futures::future::poll_fn(|cx| client.poll_ready(cx)),
+        )
+        .await
+        .expect("a permit freed by the answer")
+        .expect("ready");
+        let request = Request::get("/pods/c").body(()).expect("a request");
+        answers.push(tokio::spawn(client.call(request)));
         let (request, _respond) = handle.next_request().await.expect("the third");
         assert_eq!(request.uri().to_string(), "/pods/c");
         drop(pending);
