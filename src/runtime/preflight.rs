@@ -6,13 +6,11 @@
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, PostParams};
-use kube::{Api, Client, ResourceExt};
-use serde_json::Value;
+use kube::{Api, Client, Resource};
 
+use super::crd_fields::{FieldTree, missing_fields};
 use crate::api::TFJob;
-use crate::api::crd::crd;
 
 /// What the operator does: (API group, resource, verbs). The Helm chart's ClusterRole grants
 /// exactly these.
@@ -90,10 +88,15 @@ async fn crd_missing(client: &Client, namespace: Option<&String>) -> Option<Stri
 /// the API server would silently drop them from every TFJob. Skipped when the CRD cannot be
 /// read (the chart grants `get` on it; a plain kubeconfig may not).
 async fn crd_outdated(client: &Client) -> Option<String> {
-    let ours = crd();
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let installed = api.get_opt(&ours.name_any()).await.ok()??;
-    let missing = missing_fields(&schema_of(&ours)?, &schema_of(&installed)?);
+    let ours = FieldTree::ours()?;
+    let name = format!("{}.{}", TFJob::plural(&()), TFJob::group(&()));
+    let request = http::Request::get(format!(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+    ))
+    .body(Vec::new())
+    .ok()?;
+    let installed = FieldTree::of_crd_json(&client.request_text(request).await.ok()?)?;
+    let missing = missing_fields(&ours, &installed);
     if missing.is_empty() {
         return None;
     }
@@ -107,47 +110,6 @@ async fn crd_outdated(client: &Client) -> Option<String> {
             ""
         },
     ))
-}
-
-/// The v1 schema of a TFJob CRD, as JSON.
-fn schema_of(crd: &CustomResourceDefinition) -> Option<Value> {
-    let v1 = crd.spec.versions.iter().find(|v| v.name == "v1")?;
-    serde_json::to_value(v1.schema.as_ref()?.open_api_v3_schema.as_ref()?).ok()
-}
-
-/// Field paths of `ours` (below `spec` and `status`, not inside pod templates) that
-/// `installed` would prune: absent, and not under `x-kubernetes-preserve-unknown-fields`.
-pub fn missing_fields(ours: &Value, installed: &Value) -> Vec<String> {
-    let mut missing = Vec::new();
-    walk(ours, installed, "", &mut missing, 0);
-    missing
-}
-
-fn walk(ours: &Value, installed: &Value, path: &str, missing: &mut Vec<String>, depth: usize) {
-    if depth > 12 || installed["x-kubernetes-preserve-unknown-fields"] == true {
-        return;
-    }
-    let children = ["properties", "additionalProperties", "items"];
-    for key in children {
-        match (&ours[key], &installed[key]) {
-            (Value::Object(fields), theirs) if key == "properties" => {
-                for (name, schema) in fields {
-                    if name == "template" || (depth == 0 && name != "spec" && name != "status") {
-                        continue;
-                    }
-                    let child = format!("{path}{}{name}", if path.is_empty() { "" } else { "." });
-                    match theirs.get(name) {
-                        Some(their) => walk(schema, their, &child, missing, depth + 1),
-                        None => missing.push(child),
-                    }
-                }
-            }
-            (Value::Object(_), their @ Value::Object(_)) => {
-                walk(&ours[key], their, path, missing, depth + 1);
-            }
-            _ => {}
-        }
-    }
 }
 
 async fn allowed(
@@ -178,26 +140,4 @@ async fn allowed(
     let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let answer = api.create(&PostParams::default(), &review).await?;
     Ok(answer.status.is_some_and(|s| s.allowed))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fields_an_older_crd_would_prune_are_named() {
-        let ours = schema_of(&crd()).expect("our schema");
-        assert!(missing_fields(&ours, &ours).is_empty());
-        let mut older = ours.clone();
-        let run_policy = &mut older["properties"]["spec"]["properties"]["runPolicy"]["properties"];
-        run_policy.as_object_mut().map(|p| p.remove("managedBy"));
-        assert_eq!(
-            missing_fields(&ours, &older),
-            vec!["spec.runPolicy.managedBy"]
-        );
-        let mut open = older.clone();
-        open["properties"]["spec"]["properties"]["runPolicy"]["x-kubernetes-preserve-unknown-fields"] =
-            Value::Bool(true);
-        assert!(missing_fields(&ours, &open).is_empty(), "kept, not pruned");
-    }
 }
