@@ -10,7 +10,7 @@ use kube::Resource;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
-use crate::api::labels::JOB_NAME_LABEL;
+use crate::api::ObservedChild;
 
 /// A namespace and a name.
 type Key = (String, String);
@@ -39,11 +39,11 @@ struct Entries {
 }
 
 impl Entries {
-    fn insert(&mut self, meta: &ObjectMeta) {
-        let child = child_key(meta);
+    fn insert<K: ObservedChild>(&mut self, obj: &K) {
+        let child = child_key(obj.meta());
         self.remove(&child);
-        if let Some(job) = job_label(meta) {
-            let job = (child.0.clone(), job.clone());
+        if let Some(job) = job_label(obj) {
+            let job = (child.0.clone(), job.to_string());
             self.by_job
                 .entry(job.clone())
                 .or_default()
@@ -66,8 +66,8 @@ impl Entries {
 }
 
 /// The job a child belongs to, by its job-name label.
-fn job_label(meta: &ObjectMeta) -> Option<&String> {
-    meta.labels.as_ref().and_then(|l| l.get(JOB_NAME_LABEL))
+fn job_label<K: ObservedChild>(obj: &K) -> Option<&str> {
+    obj.lineage().job_name.as_deref()
 }
 
 fn child_key(meta: &ObjectMeta) -> Key {
@@ -86,7 +86,7 @@ impl JobIndex {
     }
 
     /// Takes in one event of the watch that fills the cache.
-    pub fn observe<K: Resource>(&self, event: &watcher::Event<K>) {
+    pub fn observe<K: ObservedChild>(&self, event: &watcher::Event<K>) {
         let mut state = self.state();
         match event {
             watcher::Event::Init => state.relist = Some(Entries::default()),
@@ -94,14 +94,14 @@ impl JobIndex {
                 state
                     .relist
                     .get_or_insert_with(Entries::default)
-                    .insert(obj.meta());
+                    .insert(obj);
             }
             watcher::Event::InitDone => {
                 if let Some(entries) = state.relist.take() {
                     state.live = entries;
                 }
             }
-            watcher::Event::Apply(obj) => state.live.insert(obj.meta()),
+            watcher::Event::Apply(obj) => state.live.insert(obj),
             watcher::Event::Delete(obj) => state.live.remove(&child_key(obj.meta())),
         }
     }
@@ -127,7 +127,7 @@ pub struct IndexedStore<K: Resource<DynamicType = ()> + Clone + 'static> {
     pub index: Arc<JobIndex>,
 }
 
-impl<K: Resource<DynamicType = ()> + Clone + 'static> IndexedStore<K> {
+impl<K: ObservedChild<DynamicType = ()> + Clone + 'static> IndexedStore<K> {
     /// The cached children of job `job` in `namespace` (those still labelled with its name).
     pub fn children_of(&self, namespace: &str, job: &str) -> Vec<Arc<K>> {
         self.index
@@ -136,7 +136,7 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> IndexedStore<K> {
             .filter_map(|name| self.store.get(&ObjectRef::new(&name).within(namespace)))
             // The store takes a watch event just before the index does: a child relabelled
             // in between is still listed under its old job here.
-            .filter(|obj| job_label(obj.meta()).is_some_and(|n| n == job))
+            .filter(|obj| job_label(obj.as_ref()).is_some_and(|n| n == job))
             .collect()
     }
 }
@@ -144,17 +144,19 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> IndexedStore<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ChildPod;
+    use crate::api::{ChildPod, Lineage};
     use watcher::Event;
 
     fn pod(ns: &str, name: &str, job: Option<&str>) -> ChildPod {
-        let labels = job.map(|j| [(JOB_NAME_LABEL.to_string(), j.to_string())].into());
         ChildPod {
             metadata: ObjectMeta {
                 namespace: Some(ns.into()),
                 name: Some(name.into()),
-                labels,
                 ..ObjectMeta::default()
+            },
+            lineage: Lineage {
+                job_name: job.map(Box::from),
+                ..Lineage::default()
             },
             ..ChildPod::default()
         }

@@ -18,14 +18,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::own_writes::{OwnWrites, SeenRevision, parse_revision};
-use crate::api::{ChildPod, ChildService, TFJob, TFJobStatus};
+use crate::api::{ChildPod, ChildService, ObservedChild, TFJob, TFJobStatus};
 
 /// A kind of child whose writes are remembered, in the form the caches keep it.
 ///
 /// The API server's answers to our writes are decoded straight into this form: a created pod
 /// comes back with its whole spec, `TF_CONFIG` included, which is never built here.
 pub trait Child:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    ObservedChild
+    + Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
     + DeserializeOwned
     + std::fmt::Debug

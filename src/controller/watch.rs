@@ -26,7 +26,7 @@ use super::own_writes::SeenRevision;
 use super::reconcile::{error_policy, reconcile};
 use super::trim::trim_tfjob;
 use crate::api::labels::MANAGED_SELECTOR;
-use crate::api::{ChildPod, ChildService, TFJob};
+use crate::api::{ChildPod, ChildService, ObservedChild, TFJob};
 use crate::runtime::leader::LeaderGate;
 use crate::runtime::metrics::Metrics;
 
@@ -130,7 +130,7 @@ fn child_cache<K>(
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 )
 where
-    K: Resource<DynamicType = ()>
+    K: ObservedChild<DynamicType = ()>
         + Clone
         + DeserializeOwned
         + std::fmt::Debug

@@ -114,7 +114,8 @@ pub fn release_blocked(webhook: &str) -> JobEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+    use crate::api::{Controller, Lineage};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
     const UID: &str = "job-uid";
 
@@ -122,32 +123,40 @@ mod tests {
         Timestamp::from_second(1_800_000_000).unwrap()
     }
 
-    fn meta(name: &str, owner: &str) -> ObjectMeta {
+    fn meta(name: &str) -> ObjectMeta {
         ObjectMeta {
             name: Some(name.into()),
             uid: Some(format!("uid-{name}")),
-            owner_references: Some(vec![OwnerReference {
+            ..Default::default()
+        }
+    }
+
+    fn owned_by(owner: &str) -> Lineage {
+        Lineage {
+            controller: Some(Controller {
                 uid: owner.into(),
-                controller: Some(true),
                 ..Default::default()
-            }]),
+            }),
+            has_owners: true,
             ..Default::default()
         }
     }
 
     fn pod(name: &str, owner: &str, terminating_since: Option<i64>) -> Arc<ChildPod> {
-        let mut m = meta(name, owner);
+        let mut m = meta(name);
         m.deletion_timestamp =
             terminating_since.map(|s| Time(Timestamp::from_second(1_800_000_000 - s).unwrap()));
         Arc::new(ChildPod {
             metadata: m,
+            lineage: owned_by(owner),
             ..Default::default()
         })
     }
 
     fn svc(name: &str) -> Arc<ChildService> {
         Arc::new(ChildService {
-            metadata: meta(name, UID),
+            metadata: meta(name),
+            lineage: owned_by(UID),
         })
     }
 

@@ -82,10 +82,10 @@ pub struct Adoption {
 
 impl Adoption {
     /// The adoption of `obj`.
-    pub fn of<K: kube::Resource>(obj: &K) -> Self {
+    pub fn of<K: crate::api::ObservedChild>(obj: &K) -> Self {
         Self {
             child: ChildRef::of(obj),
-            has_owners: !kube::ResourceExt::owner_references(obj).is_empty(),
+            has_owners: obj.lineage().has_owners,
         }
     }
 }

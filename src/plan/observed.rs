@@ -4,22 +4,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::api::{ChildPod, ChildService};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 
-use crate::api::ReplicaType;
-use crate::api::labels::{REPLICA_INDEX_LABEL, REPLICA_TYPE_LABEL};
+use crate::api::{ChildPod, ChildService, Controller, ObservedChild, ReplicaType};
 
 /// Exit code upstream reports when the tensorflow container has no terminated state
 /// (e.g. the pod was evicted); it counts as retryable.
 pub const UNKNOWN_EXIT_CODE: i32 = 0xbeef;
 
 /// Whether an object is controlled by the owner with `uid`.
-pub fn controlled_by<K: kube::Resource>(obj: &K, uid: &str) -> bool {
-    obj.owner_references()
-        .iter()
-        .any(|o| o.controller == Some(true) && o.uid == uid)
+pub fn controlled_by<K: ObservedChild>(obj: &K, uid: &str) -> bool {
+    obj.lineage().controlled_by(uid)
 }
 
 /// The pods and services a job controls (by UID), picked out of those observed with its labels.
@@ -112,31 +107,29 @@ impl<'a> OwnedChildren<'a> {
     }
 }
 
-fn controlled<'a, K: kube::Resource>(objs: &'a [Arc<K>], uid: &str) -> Vec<&'a K> {
+fn controlled<'a, K: ObservedChild>(objs: &'a [Arc<K>], uid: &str) -> Vec<&'a K> {
     objs.iter()
         .map(AsRef::as_ref)
         .filter(|obj| controlled_by(*obj, uid))
         .collect()
 }
 
-/// The controller ownerReference of an object, if any.
-fn controller<K: kube::Resource>(obj: &K) -> Option<&OwnerReference> {
-    obj.owner_references()
-        .iter()
-        .find(|o| o.controller == Some(true))
+/// The controller of an object, if any.
+fn controller<K: ObservedChild>(obj: &K) -> Option<&Controller> {
+    obj.lineage().controller.as_ref()
 }
 
-fn orphans<K: kube::Resource>(objs: &[Arc<K>]) -> Vec<&K> {
+fn orphans<K: ObservedChild>(objs: &[Arc<K>]) -> Vec<&K> {
     objs.iter()
         .map(AsRef::as_ref)
         .filter(|obj| controller(*obj).is_none() && !is_terminating(*obj))
         .collect()
 }
 
-fn foreign<K: kube::Resource>(kind: &'static str, objs: &[Arc<K>], uid: &str) -> Vec<Foreign> {
+fn foreign<K: ObservedChild>(kind: &'static str, objs: &[Arc<K>], uid: &str) -> Vec<Foreign> {
     objs.iter()
         .filter_map(|obj| {
-            let owner = controller(obj.as_ref()).filter(|o| o.uid != uid)?;
+            let owner = controller(obj.as_ref()).filter(|o| &*o.uid != uid)?;
             Some(Foreign {
                 kind,
                 name: obj.name_any(),
@@ -147,7 +140,7 @@ fn foreign<K: kube::Resource>(kind: &'static str, objs: &[Arc<K>], uid: &str) ->
 }
 
 /// Objects of one replica type keyed by their index label; the first of each index wins.
-fn by_index<'a, K: kube::Resource>(objs: &[&'a K], rtype: ReplicaType) -> BTreeMap<i32, &'a K> {
+fn by_index<'a, K: ObservedChild>(objs: &[&'a K], rtype: ReplicaType) -> BTreeMap<i32, &'a K> {
     let mut found = BTreeMap::new();
     for obj in objs {
         if let Some((t, index)) = replica_of(*obj)
@@ -160,11 +153,8 @@ fn by_index<'a, K: kube::Resource>(objs: &[&'a K], rtype: ReplicaType) -> BTreeM
 }
 
 /// Replica type and index from an object's labels.
-pub fn replica_of<K: kube::Resource>(obj: &K) -> Option<(ReplicaType, i32)> {
-    let labels = obj.labels();
-    let rtype = ReplicaType::parse(labels.get(REPLICA_TYPE_LABEL)?)?;
-    let index = labels.get(REPLICA_INDEX_LABEL)?.parse().ok()?;
-    Some((rtype, index))
+pub fn replica_of<K: ObservedChild>(obj: &K) -> Option<(ReplicaType, i32)> {
+    obj.lineage().replica
 }
 
 /// Pod phase (`Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`).

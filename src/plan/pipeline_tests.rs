@@ -11,8 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::plan;
 use crate::api::builder::{TFJobBuilder, tfjob};
 use crate::api::{
-    ChildPod, ChildService, CleanPodPolicy, ReplicaType, RestartPolicy, RunPolicy, SuccessPolicy,
-    TFJob, TFJobStatus,
+    ChildPod, ChildService, CleanPodPolicy, Controller, ReplicaType, RestartPolicy, RunPolicy,
+    SuccessPolicy, TFJob, TFJobStatus,
 };
 use crate::plan::conditions::{get, is_true, kind};
 use crate::plan::desired::{JobIdentity, desired_pod, desired_service};
@@ -768,7 +768,7 @@ fn terminating_pods_are_not_counted_or_replaced_yet() {
 fn foreign_pods_are_ignored() {
     let j = started(job().workers(1).build());
     let mut other = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
-    other.metadata.owner_references.as_mut().unwrap()[0].uid = "someone-else".into();
+    other.lineage.controller.as_mut().unwrap().uid = "someone-else".into();
     // Another controller's pod with the job's labels but another name: not counted as the
     // job's, and it does not keep the job from creating its own.
     other.metadata.name = Some("someone-elses-pod".into());
@@ -868,7 +868,8 @@ fn outcomes_count_each_restarted_pod_once_and_each_transition_once() {
 fn orphans_with_the_jobs_labels_are_adopted_and_counted() {
     let j = started(job().workers(2).build());
     let mut orphan = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
-    orphan.metadata.owner_references = None;
+    orphan.lineage.controller = None;
+    orphan.lineage.has_owners = false;
     let pods = vec![
         Arc::new(orphan),
         pod(&j, ReplicaType::Worker, 1, "Running", None),
@@ -892,16 +893,11 @@ fn orphans_with_the_jobs_labels_are_adopted_and_counted() {
 fn a_pod_controlled_by_someone_else_is_left_alone_and_named() {
     let j = started(job().workers(2).build());
     let mut foreign = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
-    if let Some(owner) = foreign
-        .metadata
-        .owner_references
-        .as_mut()
-        .and_then(|o| o.first_mut())
-    {
-        owner.uid = "other-uid".into();
-        owner.kind = "ReplicaSet".into();
-        owner.name = "squatter".into();
-    }
+    foreign.lineage.controller = Some(Controller {
+        kind: "ReplicaSet".into(),
+        name: "squatter".into(),
+        uid: "other-uid".into(),
+    });
     let pods = vec![
         Arc::new(foreign),
         pod(&j, ReplicaType::Worker, 1, "Running", None),
