@@ -368,3 +368,100 @@ async fn jobs_managed_elsewhere_get_no_finalizer_and_no_pods() {
     );
     t.finish(op).await;
 }
+
+/// A pod of no job: on a node or never schedulable, with a finalizer or not.
+fn plain_pod(name: &str, schedulable: bool, finalizer: bool) -> k8s_openapi::api::core::v1::Pod {
+    let selector = if schedulable {
+        serde_json::json!({})
+    } else {
+        serde_json::json!({"no-such": "node"})
+    };
+    let finalizers: &[&str] = if finalizer {
+        &["example.com/hold"]
+    } else {
+        &[]
+    };
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "finalizers": finalizers},
+        "spec": {"containers": [{"name": "tensorflow", "image": "tf"}], "nodeSelector": selector}
+    }))
+    .expect("a pod")
+}
+
+/// A headless service of no job.
+fn plain_service(name: &str) -> k8s_openapi::api::core::v1::Service {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {"clusterIP": "None", "selector": {"a": "b"}, "ports": [{"port": 2222}]}
+    }))
+    .expect("a service")
+}
+
+/// The rule the operator reads a DELETE answer by (`act::is_still_stored`), checked against
+/// the real API server: what it says is gone is gone, what it says is stored is still there.
+#[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
+async fn delete_answers_say_truly_whether_the_object_is_still_stored() {
+    use kube::api::{Patch, PatchParams, PostParams};
+    use tfjob_operator::controller::act::is_still_stored;
+
+    let t = TestNs::new("del-answer").await;
+    let pods = t.pods();
+    let pp = PostParams::default();
+    for (name, schedulable, held) in [
+        ("running", true, false),
+        ("unscheduled", false, false),
+        ("held", false, true),
+    ] {
+        let pod = plain_pod(name, schedulable, held);
+        pods.create(&pp, &pod).await.unwrap();
+    }
+    t.services()
+        .create(&pp, &plain_service("headless"))
+        .await
+        .unwrap();
+    t.running_pods(1, T).await;
+
+    let dp = DeleteParams::default();
+    let mut verdicts = Vec::new();
+    for name in ["running", "unscheduled", "held"] {
+        let answer = pods
+            .delete(name, &dp)
+            .await
+            .unwrap()
+            .left()
+            .expect("the pod");
+        let stored = pods.get_opt(name).await.unwrap().is_some();
+        verdicts.push((name, is_still_stored(&answer), stored));
+    }
+    let answer = t.services().delete("headless", &dp).await.unwrap();
+    let answer = answer.left().expect("the service");
+    let stored = t.services().get_opt("headless").await.unwrap().is_some();
+    verdicts.push(("headless", is_still_stored(&answer), stored));
+    let said: Vec<(&str, bool)> = verdicts.iter().map(|&(n, said, _)| (n, said)).collect();
+    assert_eq!(
+        said,
+        vec![
+            ("running", true),
+            ("unscheduled", false),
+            ("held", true),
+            ("headless", false),
+        ],
+        "a running pod has its grace period, a held pod its finalizer; the others go at once"
+    );
+    for (name, said_stored, found) in verdicts {
+        // A running pod may be gone by the time of the GET (the kubelet, here kwok, stops it
+        // at once); nothing said to be gone may still be found.
+        assert!(said_stored || !found, "{name}: said gone, still found");
+    }
+    assert!(pods.get_opt("held").await.unwrap().is_some(), "held");
+    let release = serde_json::json!({"metadata": {"finalizers": null}});
+    pods.patch("held", &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .unwrap();
+    // Gone already, or terminating for its grace period.
+    let _ = pods
+        .delete("running", &DeleteParams::default().grace_period(0))
+        .await;
+    wait_for(pods, "the test's pods gone", T, |p| p.is_empty()).await;
+}

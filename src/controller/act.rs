@@ -189,7 +189,7 @@ async fn create_child<K: Child>(to: Target<'_, K>, obj: &K::Full) -> Outcome {
 /// at once has no finalizers and no grace period left (a Service no deletion timestamp at all, a
 /// pod deleted with grace period 0, as every unscheduled or finished pod is, a
 /// `deletionGracePeriodSeconds` of 0).
-fn is_still_stored<K: Resource>(obj: &K) -> bool {
+pub fn is_still_stored<K: Resource>(obj: &K) -> bool {
     let meta = obj.meta();
     let held = meta.finalizers.as_ref().is_some_and(|f| !f.is_empty());
     let grace_left =
