@@ -4,7 +4,9 @@
 # released — on one local control plane, interleaved run by run, then one side-by-side table
 # (median and range of the runs) and target/bench-compare/summary.json.
 #
-# Environment: BENCH_JOBS (500), BENCH_RUNS (2), BENCH_STOCK (1), BENCH_CONCURRENCY (16, both).
+# Environment: BENCH_JOBS (500), BENCH_RUNS (2), BENCH_STOCK (1), BENCH_CONCURRENCY (16, both),
+# BENCH_BASELINE (a path: another build of ours, e.g. of the commit before a change, run as
+# "baseline" in every round beside the others).
 # The Go operator runs outside a pod: its webhook certificate rotator needs namespace kubeflow
 # with a Secret training-operator-webhook-cert (it fills an existing one), and it waits for the
 # certificates in /tmp/k8s-webhook-server/serving-certs (a path it hard-codes; in a pod the Secret
@@ -17,6 +19,13 @@ concurrency="${BENCH_CONCURRENCY:-16}"
 log() { echo "[bench-compare $(date +%H:%M:%S)] $*" >&2; }
 
 cargo build --release --locked --bins
+# The bench and our binary as built now: later edits or rebuilds do not change a run under way.
+bench="$(cargo bench --locked --bench scale --no-run --message-format=json 2>/dev/null \
+  | python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "scale":
+        print(m["executable"])')"
 gobin="$(benches/go-operator/build.sh | tail -n1)"
 dir="$(tests/cluster/up.sh "${TFJOB_BENCH_CLUSTER:-/tmp/tfjob-operator-bench-compare}" | tail -n1)"
 kc() { "$dir/bin/kubectl" --kubeconfig "$dir/kubeconfig" "$@"; }
@@ -43,16 +52,20 @@ for key in ca.crt tls.crt tls.key; do secret_key "$key" | base64 -d > "$serving/
 
 # --- interleaved runs ----------------------------------------------------------------------------
 out="$root/target/bench-compare"; rm -rf "$out"; mkdir -p "$out"
-operators=(ours go-lifted); [[ "$stock" == 1 ]] && operators+=(go-stock)
+cp target/release/tfjob-operator "$out/tfjob-operator"
+operators=(ours)
+[[ -n "${BENCH_BASELINE:-}" ]] && operators+=(baseline)
+operators+=(go-lifted); [[ "$stock" == 1 ]] && operators+=(go-stock)
 for run in $(seq 1 "$runs"); do
   for op in "${operators[@]}"; do
     log "run $run/$runs: $op, $jobs jobs"
     case "$op" in
-      ours) flags=(--operator target/release/tfjob-operator) ;;
+      ours) flags=(--operator "$out/tfjob-operator") ;;
+      baseline) flags=(--operator "$BENCH_BASELINE") ;;
       go-lifted) flags=(--go --operator "$gobin/training-operator-lifted") ;;
       go-stock) flags=(--go --operator "$gobin/training-operator-stock") ;;
     esac
-    cargo bench --locked --bench scale -- --jobs "$jobs" --cluster "$dir" --concurrency "$concurrency" \
+    "$bench" --bench --jobs "$jobs" --cluster "$dir" --concurrency "$concurrency" \
       "${flags[@]}" --json "$out/$op-$run.json" > "$out/$op-$run.txt"
   done
 done
