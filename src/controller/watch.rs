@@ -10,7 +10,7 @@ use backon::ExponentialBuilder;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::runtime::controller::Config as RuntimeConfig;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
@@ -207,8 +207,8 @@ pub async fn run(
         .debounce(config.debounce);
     let shutdown = shutdown.shared();
     let controller = Controller::for_stream(job_stream, jobs)
-        .owns_stream(pod_stream)
-        .owns_stream(svc_stream)
+        .watches_stream(pod_stream, |pod| owning_job(&pod))
+        .watches_stream(svc_stream, |svc| owning_job(&svc))
         .reconcile_all_on(gate.acquisitions())
         .with_config(runtime)
         .graceful_shutdown_on(shutdown.clone())
@@ -222,6 +222,15 @@ pub async fn run(
         });
     until_stopped(controller, shutdown).await;
     sizes.abort();
+}
+
+/// The TFJob to reconcile when a child changes: its controller, if that is a TFJob (what
+/// kube-runtime's `owns` reads from ownerReferences, which the cached children do not keep).
+fn owning_job<K: ObservedChild>(child: &K) -> Option<ObjectRef<TFJob>> {
+    let controller = child.lineage().controller.as_ref()?;
+    let namespace = child.meta().namespace.as_deref()?;
+    (*controller.kind == *TFJob::kind(&()))
+        .then(|| ObjectRef::new(&controller.name).within(namespace))
 }
 
 /// Sets the cache size gauges every few seconds.
@@ -258,3 +267,38 @@ async fn until_stopped(
 /// How long in-flight reconciles may take to finish once shutdown is requested (below the
 /// kubelet's default 30 s before SIGKILL).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Controller, Lineage};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn pod_controlled_by(kind: &str) -> ChildPod {
+        ChildPod {
+            metadata: ObjectMeta {
+                name: Some("j-worker-0".into()),
+                namespace: Some("ns".into()),
+                ..ObjectMeta::default()
+            },
+            lineage: Lineage {
+                controller: Some(Controller {
+                    kind: kind.into(),
+                    name: "j".into(),
+                    uid: "u".into(),
+                }),
+                has_owners: true,
+                ..Lineage::default()
+            },
+            ..ChildPod::default()
+        }
+    }
+
+    #[test]
+    fn a_child_event_reconciles_the_tfjob_controlling_it_and_nothing_else() {
+        let job = ObjectRef::<TFJob>::new("j").within("ns");
+        assert_eq!(owning_job(&pod_controlled_by("TFJob")), Some(job));
+        assert_eq!(owning_job(&pod_controlled_by("ReplicaSet")), None);
+        assert_eq!(owning_job(&ChildPod::default()), None, "no controller");
+    }
+}
