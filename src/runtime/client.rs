@@ -197,6 +197,19 @@ mod tests {
         assert!(!is_watch(&req("/api/v1/namespaces/ns/pods")));
     }
 
+    /// Waits until `client` is ready to send; panics with `what` after 5 s.
+    async fn ready_within_5s<S>(client: &mut S, what: &str)
+    where
+        S: Service<Request<()>>,
+        S::Error: std::fmt::Debug,
+    {
+        let ready = futures::future::poll_fn(|cx| client.poll_ready(cx));
+        tokio::time::timeout(Duration::from_secs(5), ready)
+            .await
+            .expect(what)
+            .expect("ready");
+    }
+
     #[tokio::test]
     async fn requests_beyond_the_bound_wait_for_one_in_flight() {
         let (service, mut handle) = tower_test::mock::pair::<Request<()>, Response<()>>();
@@ -209,13 +222,7 @@ mod tests {
         let mut answers = Vec::new();
         // Two requests and a watch in flight: the watch holds no permit.
         for uri in ["/pods/a", "/pods?watch=true", "/pods/b"] {
-            tokio::time::timeout(
-                Duration::from_secs(5),
-                futures::future::poll_fn(|cx| client.poll_ready(cx)),
-            )
-            .await
-            .expect("a permit is free")
-            .expect("ready");
+            ready_within_5s(&mut client, "a permit is free").await;
             let request = Request::get(uri).body(()).expect("a request");
             answers.push(tokio::spawn(client.call(request)));
         }
@@ -234,13 +241,7 @@ mod tests {
             .position(|(uri, _)| uri == "/pods/a")
             .expect("sent");
         pending.remove(at).1.send_response(Response::new(()));
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            futures::future::poll_fn(|cx| client.poll_ready(cx)),
-        )
-        .await
-        .expect("a permit freed by the answer")
-        .expect("ready");
+        ready_within_5s(&mut client, "a permit freed by the answer").await;
         let request = Request::get("/pods/c").body(()).expect("a request");
         answers.push(tokio::spawn(client.call(request)));
         let (request, _respond) = handle.next_request().await.expect("the third");

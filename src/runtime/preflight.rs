@@ -88,7 +88,6 @@ async fn crd_missing(client: &Client, namespace: Option<&String>) -> Option<Stri
 /// the API server would silently drop them from every TFJob. Skipped when the CRD cannot be
 /// read (the chart grants `get` on it; a plain kubeconfig may not).
 async fn crd_outdated(client: &Client) -> Option<String> {
-    let ours = FieldTree::ours()?;
     let name = format!("{}.{}", TFJob::plural(&()), TFJob::group(&()));
     let request = http::Request::get(format!(
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
@@ -96,6 +95,7 @@ async fn crd_outdated(client: &Client) -> Option<String> {
     .body(Vec::new())
     .ok()?;
     let installed = FieldTree::of_crd_json(&client.request_text(request).await.ok()?)?;
+    let ours = FieldTree::ours()?;
     let missing = missing_fields(&ours, &installed);
     if missing.is_empty() {
         return None;
