@@ -1,6 +1,7 @@
 //! Wiring: the watches (TFJobs; our pods and services, label-filtered and trimmed), the caches
 //! they fill, and kube-runtime's Controller that calls [`super::reconcile`] for each changed job.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -83,11 +84,29 @@ impl Backoff for WatchBackoff {
     }
 }
 
-/// `stream` retried after errors with a [`WatchBackoff`]. The errors are logged here and not
+/// What a watch error was, for the error counter: the API server's status code, or
+/// `connection` when no answer came (`no-resource-version` for a list without one).
+fn watch_error_reason(error: &watcher::Error) -> String {
+    let api_code = |e: &kube::Error| match e {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    };
+    let code = match error {
+        watcher::Error::WatchError(status) => Some(status.code),
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => api_code(e),
+        watcher::Error::NoResourceVersion => return "no-resource-version".into(),
+    };
+    code.map_or_else(|| "connection".to_string(), |c| c.to_string())
+}
+
+/// `stream` of the watch of `kind` retried after errors with a [`WatchBackoff`]. The errors are logged here and not
 /// passed on: kube-runtime's Controller would otherwise pause every trigger stream behind its
 /// own backoff, which grows to 30 s during an API server outage (that pause, not the watches,
 /// made jobs finish up to a minute late after one).
 fn with_backoff<S, T>(
+    kind: Cow<'static, str>,
     stream: S,
     metrics: Arc<Metrics>,
 ) -> impl futures::Stream<Item = Result<T, watcher::Error>>
@@ -101,8 +120,8 @@ where
         .backoff(backoff)
         .filter(move |item| {
             if let Err(error) = item {
-                debug!(%error, "watch error; retrying");
-                metrics.watch_failed();
+                warn!(%kind, %error, "watch error; retrying");
+                metrics.watch_failed(&kind, watch_error_reason(error));
             }
             futures::future::ready(item.is_ok())
         })
@@ -153,7 +172,7 @@ where
             watcher::Event::Init | watcher::Event::InitDone => {}
         }
     });
-    let stream = with_backoff(events, metrics).touched_objects();
+    let stream = with_backoff(K::kind(&()), events, metrics).touched_objects();
     (IndexedStore { store, index }, stream)
 }
 
@@ -184,7 +203,7 @@ pub async fn run(
         job_writer,
         watcher(api::<TFJob>(&client, namespace), job_config).modify(trim_tfjob),
     );
-    let job_stream = with_backoff(job_events, metrics.clone()).applied_objects();
+    let job_stream = with_backoff(TFJob::kind(&()), job_events, metrics.clone()).applied_objects();
     let ctx = Arc::new(Context::new(
         client,
         config.clone(),
@@ -292,6 +311,21 @@ mod tests {
             },
             ..ChildPod::default()
         }
+    }
+
+    #[test]
+    fn a_watch_error_is_counted_by_the_api_servers_code_or_as_a_connection_error() {
+        let status = |code| kube::core::Status {
+            code,
+            ..kube::core::Status::default()
+        };
+        let gone = watcher::Error::WatchError(Box::new(status(410)));
+        assert_eq!(watch_error_reason(&gone), "410");
+        let busy = watcher::Error::InitialListFailed(kube::Error::Api(Box::new(status(429))));
+        assert_eq!(watch_error_reason(&busy), "429");
+        let refused =
+            watcher::Error::WatchStartFailed(kube::Error::LinesCodecMaxLineLengthExceeded);
+        assert_eq!(watch_error_reason(&refused), "connection");
     }
 
     #[test]

@@ -61,6 +61,15 @@ pub struct CacheLabels {
     pub namespace: String,
 }
 
+/// Labels of a watch error.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchErrorLabels {
+    /// `TFJob`, `Pod` or `Service`.
+    pub kind: String,
+    /// The API server's status code (`410`, `429`, ...), or `connection` when none came.
+    pub reason: String,
+}
+
 /// All metrics of the operator.
 pub struct Metrics {
     registry: Registry,
@@ -88,6 +97,8 @@ pub struct Metrics {
     pub cached_objects: Family<CacheLabels, Gauge>,
     /// Reconciles running now.
     pub reconciles_in_flight: Gauge,
+    /// Watch errors by kind and reason (each one retried; `/readyz` fails for a while after).
+    pub watch_errors: Family<WatchErrorLabels, Counter>,
     /// Controllers whose caches have not synced yet (one per watched namespace).
     unsynced: AtomicUsize,
     /// When the process started; watch errors are kept as milliseconds since then.
@@ -124,6 +135,7 @@ impl Metrics {
             api_requests: Family::default(),
             cached_objects: Family::default(),
             reconciles_in_flight: Gauge::default(),
+            watch_errors: Family::default(),
             unsynced: AtomicUsize::new(1),
             started: Instant::now(),
             last_watch_error: AtomicU64::new(0),
@@ -181,6 +193,12 @@ impl Metrics {
         );
         let in_flight = self.reconciles_in_flight.clone();
         own.register("reconciles_in_flight", "Reconciles running now", in_flight);
+        let watch_errors = self.watch_errors.clone();
+        own.register(
+            "watch_errors",
+            "Watch errors by kind and the API server's status code (each one retried)",
+            watch_errors,
+        );
     }
 
     /// Counts what a pass did to a job in namespace `namespace`, as upstream's counters do:
@@ -248,8 +266,14 @@ impl Metrics {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
-    /// Notes that a watch failed (its cache may be stale until it has re-listed or resumed).
-    pub fn watch_failed(&self) {
+    /// Notes that the watch of `kind` failed with `reason` (its cache may be stale until it
+    /// has re-listed or resumed).
+    pub fn watch_failed(&self, kind: &str, reason: String) {
+        let labels = WatchErrorLabels {
+            kind: kind.into(),
+            reason,
+        };
+        self.watch_errors.get_or_create(&labels).inc();
         let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_watch_error
             .store(ms.saturating_add(1), Ordering::Relaxed);
@@ -318,13 +342,16 @@ mod tests {
         assert!(!m.is_ready(), "one of two namespaces synced");
         m.set_ready();
         assert!(m.is_ready());
-        m.watch_failed();
+        m.watch_failed("Pod", "410".into());
         let now = Instant::now();
         assert!(!m.is_ready_at(now));
         assert!(
             m.is_ready_at(now + STALE_AFTER_WATCH_ERROR),
             "ready again by itself"
         );
+        let text = m.encode();
+        let line = r#"tfjob_operator_watch_errors_total{kind="Pod",reason="410"} 1"#;
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }
 
     #[test]
