@@ -101,10 +101,10 @@ fn watch_error_reason(error: &watcher::Error) -> String {
     code.map_or_else(|| "connection".to_string(), |c| c.to_string())
 }
 
-/// `stream` of the watch of `kind` retried after errors with a [`WatchBackoff`]. The errors are logged here and not
-/// passed on: kube-runtime's Controller would otherwise pause every trigger stream behind its
-/// own backoff, which grows to 30 s during an API server outage (that pause, not the watches,
-/// made jobs finish up to a minute late after one).
+/// `stream` of the watch of `kind` retried after errors with a [`WatchBackoff`]. The errors
+/// are logged and counted here and not passed on: kube-runtime's Controller would otherwise
+/// pause every trigger stream behind its own backoff, which grows to 30 s during an API server
+/// outage (that pause, not the watches, made jobs finish up to a minute late after one).
 fn with_backoff<S, T>(
     kind: Cow<'static, str>,
     stream: S,
@@ -323,8 +323,8 @@ mod tests {
         assert_eq!(watch_error_reason(&gone), "410");
         let busy = watcher::Error::InitialListFailed(kube::Error::Api(Box::new(status(429))));
         assert_eq!(watch_error_reason(&busy), "429");
-        let refused =
-            watcher::Error::WatchStartFailed(kube::Error::LinesCodecMaxLineLengthExceeded);
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let refused = watcher::Error::WatchStartFailed(kube::Error::Service(io.into()));
         assert_eq!(watch_error_reason(&refused), "connection");
     }
 
