@@ -84,6 +84,10 @@ async fn jobs_in_flight_finish_within_seconds_of_the_api_server_coming_back() {
     // The watches failed moments ago: /readyz says so, then recovers by itself once they
     // have been quiet for a while.
     assert!(!op.metrics.is_ready(), "not ready right after watch errors");
+    assert!(
+        !watch_errors(&op).is_empty(),
+        "the watch errors counted in /metrics"
+    );
     let unready_since = Instant::now();
     while !op.metrics.is_ready() {
         assert!(
