@@ -20,7 +20,7 @@ pub struct RunSettings {
         long = "controller-threads",
         alias = "concurrency",
         env = "TFJOB_CONCURRENCY",
-        default_value_t = 16
+        default_value_t = 32
     )]
     pub concurrency: u16,
     /// cleanPodPolicy for jobs that set none: Running, All or None (Kubeflow's default is None).
@@ -262,7 +262,7 @@ mod tests {
     fn defaults_are_the_documented_ones() {
         let c = ControllerConfig::default();
         assert_eq!(c.plan.default_clean_pod_policy, CleanPodPolicy::Running);
-        assert_eq!(c.concurrency, 16);
+        assert_eq!(c.concurrency, 32);
         assert_eq!(c.status_batch, Duration::from_secs(1));
         assert_eq!(c.force_delete_after, Duration::from_secs(300));
     }
