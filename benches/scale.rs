@@ -45,7 +45,7 @@ struct Args {
     /// Worker replicas per job.
     #[arg(long, default_value_t = 2)]
     workers: i32,
-    /// Operator concurrency (ours: --controller-threads, its default; Go: --controller-threads).
+    /// Jobs either operator reconciles at once (`--controller-threads`; 32 is our default).
     #[arg(long, default_value_t = 32)]
     concurrency: u16,
     /// Client requests in flight when the bench creates/annotates objects.

@@ -4,7 +4,8 @@
 # released — on one local control plane, interleaved run by run, then one side-by-side table
 # (median and range of the runs) and target/bench-compare/summary.json.
 #
-# Environment: BENCH_JOBS (500), BENCH_RUNS (2), BENCH_STOCK (1), BENCH_CONCURRENCY (32, both: our default),
+# Environment: BENCH_JOBS (500), BENCH_RUNS (2), BENCH_STOCK (1), BENCH_CONCURRENCY (32, both
+# operators: our default),
 # BENCH_BASELINE (a path: another build of ours, e.g. of the commit before a change, run as
 # "baseline" in every round beside the others).
 # The Go operator runs outside a pod: its webhook certificate rotator needs namespace kubeflow

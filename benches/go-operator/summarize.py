@@ -47,9 +47,9 @@ def print_round_ratios(summary):
         return
     pairs = list(zip(summary["ours"]["runs"], summary["go-lifted"]["runs"]))
     print("\nours ÷ go-lifted, round by round:")
-    for key, label in [("4 collection delete", "collection delete"), ("cpu", "CPU"), ("rss", "peak RSS")]:
-        def value(row):
-            return row[key][0] if isinstance(row[key], tuple) else row[key]
+    figures_of = [("collection delete", lambda r: r["4 collection delete"][0]),
+                  ("CPU", lambda r: r["cpu"]), ("peak RSS", lambda r: r["rss"])]
+    for label, value in figures_of:
         ratios = ", ".join(f"{value(o) / value(g):.2f}" for o, g in pairs if value(g))
         print(f"- {label}: {ratios}")
 
