@@ -120,6 +120,32 @@ fn election(settings: &RunSettings, client: &kube::Client) -> Option<leader::Ele
     })
 }
 
+/// The gate every write of the operator's client passes: closed until this replica takes the
+/// Lease with `--leader-elect`, always open without.
+fn gate_for(settings: &RunSettings) -> leader::LeaderGate {
+    if settings.leader_elect {
+        leader::LeaderGate::for_election()
+    } else {
+        leader::LeaderGate::always_open()
+    }
+}
+
+/// The campaign for `election`, on a client of its own without the leader gate (it writes the
+/// Lease to become the leader) and without the controller's rate limit (renewals never queue
+/// behind a burst of reconciles).
+async fn start_campaign(
+    election: leader::Election,
+    gate: &leader::LeaderGate,
+    metrics: &std::sync::Arc<Metrics>,
+) -> Result<leader::Campaign, String> {
+    let client = tfjob_operator::runtime::client::build_ungated(metrics.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    leader::campaign(client, election, gate.clone(), metrics.clone())
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Runs the campaign until the controller is `done`; a lost Lease stops the process. The task
 /// answers whether the Lease was lost.
 fn spawn_campaign(
@@ -178,14 +204,15 @@ async fn run_controllers(
     .await;
 }
 
-/// The operator's client (rate limit, request metrics), once the startup checks passed; None
-/// after saying, one line each, what is wrong.
+/// The operator's client (rate limit, request metrics, writes only through `gate`), once the
+/// startup checks passed; None after saying, one line each, what is wrong.
 async fn operator_client(
     settings: &RunSettings,
     metrics: &std::sync::Arc<Metrics>,
+    gate: leader::LeaderGate,
 ) -> Option<kube::Client> {
     let limits = settings.client_limits();
-    let client = match tfjob_operator::runtime::client::build(limits, metrics.clone()).await {
+    let client = match tfjob_operator::runtime::client::build(limits, metrics.clone(), gate).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!(
@@ -224,7 +251,8 @@ async fn run(settings: RunSettings) -> ExitCode {
         return ExitCode::from(2);
     }
     let metrics = std::sync::Arc::new(Metrics::new());
-    let Some(client) = operator_client(&settings, &metrics).await else {
+    let gate = gate_for(&settings);
+    let Some(client) = operator_client(&settings, &metrics, gate.clone()).await else {
         return ExitCode::FAILURE;
     };
     let Some(metrics_listener) = listen(settings.http_addr, "--metrics-bind-address").await else {
@@ -235,13 +263,15 @@ async fn run(settings: RunSettings) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let (stop_tx, stop_rx) = stop_on_signal();
-    let election = election(&settings, &client);
-    let (gate, campaign) = match leader::start(client.clone(), election, metrics.clone()).await {
-        Ok(started) => started,
-        Err(e) => {
-            eprintln!("error: cannot start leader election (--leader-elect): {e}");
-            return ExitCode::FAILURE;
-        }
+    let campaign = match election(&settings, &client) {
+        None => None,
+        Some(election) => match start_campaign(election, &gate, &metrics).await {
+            Ok(campaign) => Some(campaign),
+            Err(e) => {
+                eprintln!("error: cannot start leader election (--leader-elect): {e}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
     // The Lease is released only once the controllers have stopped (in-flight reconciles done),
     // so the next leader never overlaps with this one.

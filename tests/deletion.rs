@@ -403,7 +403,7 @@ fn plain_service(name: &str) -> k8s_openapi::api::core::v1::Service {
 #[ignore = "needs a control plane: run `make test`"]
 async fn delete_answers_say_truly_whether_the_object_is_still_stored() {
     use kube::api::{Patch, PatchParams, PostParams};
-    use tfjob_operator::controller::act::is_still_stored;
+    use tfjob_operator::controller::is_still_stored;
 
     let t = TestNs::new("del-answer").await;
     let pods = t.pods();

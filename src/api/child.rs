@@ -39,7 +39,7 @@ pub struct Lineage {
     /// The replica-type and replica-index labels, when both are present and valid.
     pub replica: Option<(ReplicaType, i32)>,
     /// The ownerReference with `controller: true`, if any.
-    pub controller: Option<Controller>,
+    pub controller: Option<ControllerRef>,
     /// Whether `metadata.ownerReferences` has any entry (an adoption appends to the list, or
     /// creates it).
     pub has_owners: bool,
@@ -47,7 +47,7 @@ pub struct Lineage {
 
 /// The controller of a pod or service, from its ownerReference.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Controller {
+pub struct ControllerRef {
     /// Its kind (`TFJob` for ours).
     pub kind: Box<str>,
     /// Its name.
@@ -73,7 +73,7 @@ impl Lineage {
             controller: owners
                 .iter()
                 .find(|o| o.controller == Some(true))
-                .map(|o| Controller {
+                .map(|o| ControllerRef {
                     kind: o.kind.as_str().into(),
                     name: o.name.as_str().into(),
                     uid: o.uid.as_str().into(),
@@ -391,7 +391,7 @@ mod tests {
         let lineage = Lineage {
             job_name: Some("j".into()),
             replica: Some((ReplicaType::Worker, 0)),
-            controller: Some(Controller {
+            controller: Some(ControllerRef {
                 kind: "TFJob".into(),
                 name: "j".into(),
                 uid: "u".into(),

@@ -1,19 +1,20 @@
-//! Reconciling a live job: plan from what the caches show, execute the actions, write the
+//! Reconciling a live job: plan from what the caches show, apply the changes, write the
 //! status, publish the events, count the outcomes.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::Action as Requeue;
 
-use super::act::Announce;
 use super::context::{Context, key};
 use super::error::Error;
 use super::status::{self, StatusWrite};
+use super::timing::DEADLINE_SLACK;
+use super::{act, events};
 use crate::api::TFJob;
 use crate::plan;
+use crate::plan::announce::Announce;
 
 /// Plans per reconcile at most: the first, and one per 409 on the status write.
 const MAX_PLANS: usize = 3;
@@ -28,8 +29,7 @@ pub(super) async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Err
     let mut job = ctx.memory.with_our_status(job);
     for _ in 0..MAX_PLANS {
         let decision = plan::plan(&job, &pods, &services, Timestamp::now(), &ctx.config.plan);
-        ctx.execute(&recorder, &job, decision.actions, Announce::Everything)
-            .await?;
+        act::apply(ctx, &recorder, &job, decision.changes, Announce::Everything).await?;
         let mut requeue_after = decision.requeue_after;
         match status::write_or_wait(ctx, &job, decision.status, decision.status_may_wait).await? {
             StatusWrite::Conflict => {
@@ -41,10 +41,9 @@ pub(super) async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Err
         }
         let namespace = job.namespace().unwrap_or_default();
         ctx.metrics.count_outcomes(&namespace, &decision.outcomes);
-        super::act::publish(&recorder, &job, decision.events).await;
+        events::publish(&recorder, &job, decision.events).await;
         return Ok(match requeue_after {
-            // A little slack so the deadline has surely passed when we look again.
-            Some(after) => Requeue::requeue(after + Duration::from_millis(50)),
+            Some(after) => Requeue::requeue(after + DEADLINE_SLACK),
             None => Requeue::await_change(),
         });
     }

@@ -2,43 +2,45 @@
 //! memory of each job, configuration and metrics.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, ResourceExt};
 
-use super::act;
+use super::child_cache::ChildCache;
 use super::config::ControllerConfig;
 use super::error::Error;
-use super::index::IndexedStore;
 use super::memory::JobMemory;
 use crate::api::{ChildPod, ChildService, TFJob};
-use crate::plan::Action;
 use crate::runtime::leader::LeaderGate;
 use crate::runtime::metrics::Metrics;
 
 /// Shared state of all reconciles.
-pub struct Context {
+pub(super) struct Context {
+    /// The client; its writes pass only while this replica leads (`runtime::client`).
     pub(super) client: Client,
     reporter: Reporter,
-    pods: IndexedStore<ChildPod>,
-    services: IndexedStore<ChildService>,
+    /// Our pods, as the watch and our own writes show them.
+    pub(super) pods: Arc<ChildCache<ChildPod>>,
+    /// Our services, as the watch and our own writes show them.
+    pub(super) services: Arc<ChildCache<ChildService>>,
     /// What is remembered about each job between reconciles.
     pub(super) memory: JobMemory,
-    /// Whether this replica may act (leader election).
+    /// Whether this replica may act (leader election): asked before a reconcile starts, so a
+    /// standby does no work whose writes the client would refuse anyway.
     pub(super) gate: LeaderGate,
     pub(super) config: ControllerConfig,
     pub(super) metrics: Arc<Metrics>,
 }
 
 impl Context {
-    /// A context over the pod and service caches `pods` and `services`.
-    pub fn new(
+    /// A context over the child caches `pods` and `services`.
+    pub(super) fn new(
         client: Client,
         config: ControllerConfig,
         metrics: Arc<Metrics>,
-        (pods, services): (IndexedStore<ChildPod>, IndexedStore<ChildService>),
-        memory: JobMemory,
+        (pods, services): (Arc<ChildCache<ChildPod>>, Arc<ChildCache<ChildService>>),
         gate: LeaderGate,
     ) -> Self {
         Self {
@@ -46,7 +48,7 @@ impl Context {
             reporter: Reporter::from("tfjob-controller"),
             pods,
             services,
-            memory,
+            memory: JobMemory::new(config.status_batch),
             gate,
             config,
             metrics,
@@ -56,13 +58,7 @@ impl Context {
     /// Waits until both caches have finished their initial list; false if a watch failed
     /// before that.
     pub(super) async fn caches_ready(&self) -> bool {
-        self.pods.store.wait_until_ready().await.is_ok()
-            && self.services.store.wait_until_ready().await.is_ok()
-    }
-
-    /// Objects in the pod and service caches.
-    pub(super) fn cache_sizes(&self) -> (usize, usize) {
-        (self.pods.store.len(), self.services.store.len())
+        self.pods.ready().await && self.services.ready().await
     }
 
     /// An event recorder for one reconcile. kube-runtime's Recorder keeps every event it
@@ -79,33 +75,25 @@ impl Context {
         Ok(Api::namespaced(self.client.clone(), &ns))
     }
 
-    /// Observe: the pods and services in the caches that carry the job's name label (found
-    /// through the caches' index by job; ownership is checked by the planner), with our own
-    /// writes the caches have not caught up with laid over them.
+    /// Observe: the job's pods and services (those carrying its name label; ownership is
+    /// checked by the planner), with our own writes the caches have not caught up with laid
+    /// over them.
     pub(super) fn children_of(&self, job: &TFJob) -> (Vec<Arc<ChildPod>>, Vec<Arc<ChildService>>) {
         let ns = job.namespace().unwrap_or_default();
         let name = job.name_any();
         let uid = job.uid().unwrap_or_default();
         (
-            self.memory.overlay(&uid, self.pods.children_of(&ns, &name)),
-            self.memory
-                .overlay(&uid, self.services.children_of(&ns, &name)),
+            self.pods.children_of(&ns, &name, &uid),
+            self.services.children_of(&ns, &name, &uid),
         )
     }
 
-    /// Act: executes a plan's actions for `job`, remembering our writes over the caches, and
-    /// publishes the events `announce` asks for.
-    pub(super) async fn execute(
-        &self,
-        recorder: &Recorder,
-        job: &TFJob,
-        actions: Vec<Action>,
-        announce: act::Announce,
-    ) -> Result<(), Error> {
-        if !self.gate.may_act() {
-            return Err(Error::NotLeader);
-        }
-        act::execute(&self.client, &self.memory, recorder, job, actions, announce).await
+    /// The job with `uid` was released (our finalizer removed): everything remembered about
+    /// it is forgotten, and the release itself remembered for a while.
+    pub(super) fn released(&self, uid: &str) {
+        self.memory.released(uid, Instant::now());
+        self.pods.forget(uid);
+        self.services.forget(uid);
     }
 }
 

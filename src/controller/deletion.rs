@@ -2,27 +2,25 @@
 //! (forcing pods stuck on lost nodes), then release the finalizer — here and only here.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::Action as Requeue;
 use tracing::debug;
 
-use super::act::{self, Announce};
 use super::context::Context;
 use super::error::Error;
-use super::finalizer;
+use super::timing::DELETION_RECHECK;
+use super::{act, events, finalizer};
 use crate::api::TFJob;
+use crate::plan::announce::Announce;
 use crate::plan::cleanup::{CleanupPlan, plan_cleanup};
-
-/// How often a deletion waiting for its children is looked at even without watch events.
-const RECHECK: Duration = Duration::from_secs(10);
 
 /// One step of a job's deletion: delete what is left of it; release it when nothing is. The
 /// answers to the deletes say which children are gone at once (services, finished and
 /// unscheduled pods): when that is all of them the job is released in the same reconcile. Else
-/// it is looked at again when the rest go (their watch events), at the latest after [`RECHECK`].
+/// it is looked at again when the rest go (their watch events), at the latest after [`DELETION_RECHECK`].
 pub(super) async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
     let uid = job.uid().ok_or(Error::MissingMetadata("uid"))?;
     if ctx.memory.was_released(&uid, Instant::now()) {
@@ -32,27 +30,28 @@ pub(super) async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, E
     let mut decision = decide(&job, &uid, ctx);
     if !decision.done {
         let recorder = ctx.recorder();
-        act::publish(&recorder, &job, std::mem::take(&mut decision.events)).await;
-        let deletes = std::mem::take(&mut decision.actions);
-        ctx.execute(&recorder, &job, deletes, Announce::FailuresOnly)
-            .await?;
+        events::publish(&recorder, &job, std::mem::take(&mut decision.events)).await;
+        let deletes = std::mem::take(&mut decision.changes);
+        act::apply(ctx, &recorder, &job, deletes, Announce::FailuresOnly).await?;
         // What the deletes left, as their answers (laid over the caches) show it.
         decision = decide(&job, &uid, ctx);
     }
     if !decision.done {
         debug!("waiting for children to go");
-        let recheck = decision.requeue_after.map_or(RECHECK, |d| d.min(RECHECK));
+        let recheck = decision
+            .requeue_after
+            .map_or(DELETION_RECHECK, |d| d.min(DELETION_RECHECK));
         return Ok(Requeue::requeue(recheck));
     }
     debug!("children gone; releasing the TFJob");
     if let Err(err) = finalizer::release(&ctx.jobs_api(&job)?, job.as_ref()).await {
         if let Some(webhook) = err.unreachable_webhook() {
             let event = crate::plan::cleanup::release_blocked(webhook);
-            act::publish(&ctx.recorder(), &job, vec![event]).await;
+            events::publish(&ctx.recorder(), &job, vec![event]).await;
         }
         return Err(err);
     }
-    ctx.memory.released(&uid, Instant::now());
+    ctx.released(&uid);
     Ok(Requeue::await_change())
 }
 

@@ -3,6 +3,8 @@
 
 use thiserror::Error;
 
+pub use crate::runtime::client::is_refused_write;
+
 /// Why a reconcile did not complete.
 #[derive(Debug, Error)]
 pub enum Error {
@@ -25,15 +27,24 @@ pub enum Error {
         "the pod and service caches are not ready (watch failed to start); check RBAC for pods and services"
     )]
     CacheNotReady,
-    /// This replica lost the leader Lease between planning and acting: it writes nothing.
-    #[error("not the leader (any more): the plan was not carried out")]
-    NotLeader,
+    /// This replica is not the leader (any more): the client refused to send a write.
+    #[error("not the leader (any more): {0} was not sent")]
+    NotLeader(String),
     /// The object from the cache lacks a field the API server always sets.
     #[error("TFJob is missing metadata.{0}; is the API server serving kubeflow.org/v1 correctly?")]
     MissingMetadata(&'static str),
 }
 
 impl Error {
+    /// `action` failed with `source`; a write the leader gate kept back is [`Error::NotLeader`].
+    pub fn api(action: impl Into<String>, source: kube::Error) -> Self {
+        let action = action.into();
+        if is_refused_write(&source) {
+            return Error::NotLeader(action);
+        }
+        Error::Api { action, source }
+    }
+
     /// A short label for metrics and logs.
     pub fn category(&self) -> &'static str {
         match self {
@@ -41,13 +52,13 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::MissingMetadata(_) => "invalid_object",
             Error::CacheNotReady => "cache",
-            Error::NotLeader => "not_leader",
+            Error::NotLeader(_) => "not_leader",
         }
     }
 
     /// Whether this is an expected, transient state rather than a failure worth a warning log.
     pub fn is_expected(&self) -> bool {
-        matches!(self, Error::Conflict(_))
+        matches!(self, Error::Conflict(_) | Error::NotLeader(_))
     }
 
     /// The admission webhook the API server could not call, when that is why an API call failed.

@@ -7,6 +7,10 @@ use http::{Request, Response};
 use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
+use tower::Layer;
+
+use crate::runtime::client::LeaderGateLayer;
+use crate::runtime::leader::LeaderGate;
 
 /// One request the controller made.
 #[derive(Clone, Debug)]
@@ -72,8 +76,13 @@ impl Calls {
 /// What the handler answers: an HTTP status and a JSON body.
 pub type Answer = (u16, Value);
 
-/// A client backed by `handler`, and the record of its calls.
-pub fn client(mut handler: impl FnMut(&Call) -> Answer + Send + 'static) -> (Client, Calls) {
+/// A client backed by `handler` whose writes pass `gate` first, as the operator's client's do
+/// (`runtime::client`): what the gate refuses never reaches the handler. Returns the record of
+/// the calls that reached it.
+pub fn client(
+    mut handler: impl FnMut(&Call) -> Answer + Send + 'static,
+    gate: LeaderGate,
+) -> (Client, Calls) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let calls = Calls::default();
     let record = calls.clone();
@@ -102,7 +111,8 @@ pub fn client(mut handler: impl FnMut(&Call) -> Answer + Send + 'static) -> (Cli
             }
         }
     });
-    (Client::new(service, "default"), calls)
+    let gated = LeaderGateLayer::new(gate).layer(service);
+    (Client::new(gated, "default"), calls)
 }
 
 /// The API server's answer for a write that succeeded: the object as sent, with a UID and the

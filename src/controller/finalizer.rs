@@ -61,12 +61,12 @@ async fn patch<K: Resource>(
         Ok(_) => Ok(()),
         // Gone already: nothing to hold or release.
         Err(e) if is_not_found(&e) => Ok(()),
-        Err(source) => Err(Error::Api {
-            action: format!(
+        Err(source) => Err(Error::api(
+            format!(
                 "{what} TFJob {}/{name}",
                 job.namespace().unwrap_or_default()
             ),
             source,
-        }),
+        )),
     }
 }

@@ -4,60 +4,21 @@
 //! - our last status write, to plan from it while the TFJob cache still shows an older copy
 //!   (planning from the older one would end in a 409 on the next write);
 //! - since when a progress-only status change has been waiting to be written (batching);
-//! - our pod and service writes the caches may not show yet ([`OwnWrites`]);
-//! - consecutive failed reconciles, for the error backoff.
+//! - consecutive failed reconciles, for the error backoff;
+//! - which jobs were released lately (tombstones).
+//!
+//! Our pod and service writes are remembered by the child caches
+//! ([`super::child_cache::ChildCache`]), with the objects they concern.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::core::NamespaceResourceScope;
-use kube::{Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use kube::ResourceExt;
 
-use super::own_writes::{OwnWrites, SeenRevision, parse_revision};
-use crate::api::{ChildPod, ChildService, ObservedChild, TFJob, TFJobStatus};
-
-/// A kind of child whose writes are remembered, in the form the caches keep it.
-///
-/// The API server's answers to our writes are decoded straight into this form: a created pod
-/// comes back with its whole spec, `TF_CONFIG` included, which is never built here.
-pub trait Child:
-    ObservedChild
-    + Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + Clone
-    + DeserializeOwned
-    + std::fmt::Debug
-{
-    /// The API type it is created from.
-    type Full: Serialize + Resource;
-    /// This kind's writes in a job's memory.
-    fn writes(job: &mut Remembered) -> &mut OwnWrites<Self>;
-    /// How far the watch of this kind has delivered.
-    fn seen(memory: &JobMemory) -> &SeenRevision;
-}
-
-impl Child for ChildPod {
-    type Full = Pod;
-    fn writes(job: &mut Remembered) -> &mut OwnWrites<Self> {
-        &mut job.pods
-    }
-    fn seen(memory: &JobMemory) -> &SeenRevision {
-        &memory.seen_pods
-    }
-}
-
-impl Child for ChildService {
-    type Full = Service;
-    fn writes(job: &mut Remembered) -> &mut OwnWrites<Self> {
-        &mut job.services
-    }
-    fn seen(memory: &JobMemory) -> &SeenRevision {
-        &memory.seen_services
-    }
-}
+use super::child_cache::parse_revision;
+use super::timing::{ERROR_BACKOFF_FIRST, ERROR_BACKOFF_MAX, RELEASE_REMEMBERED_FOR};
+use crate::api::{TFJob, TFJobStatus};
 
 /// Everything remembered about one job.
 #[derive(Debug, Default)]
@@ -66,19 +27,13 @@ pub struct Remembered {
     last_status: Option<(String, TFJobStatus)>,
     /// Since when a progress-only status change has been waiting.
     batch_since: Option<Instant>,
-    pods: OwnWrites<ChildPod>,
-    services: OwnWrites<ChildService>,
     /// Consecutive failed reconciles.
     failures: u32,
 }
 
 impl Remembered {
     fn is_empty(&self) -> bool {
-        self.last_status.is_none()
-            && self.batch_since.is_none()
-            && self.pods.is_empty()
-            && self.services.is_empty()
-            && self.failures == 0
+        self.last_status.is_none() && self.batch_since.is_none() && self.failures == 0
     }
 }
 
@@ -93,22 +48,13 @@ fn drop_if_empty(jobs: &mut HashMap<String, Remembered>, uid: &str) {
 #[derive(Debug)]
 pub struct JobMemory {
     jobs: Mutex<HashMap<String, Remembered>>,
-    seen_pods: SeenRevision,
-    seen_services: SeenRevision,
     /// How long a progress-only status change may wait.
     batch_period: Duration,
-    /// First and longest delay of the error backoff.
-    backoff: (Duration, Duration),
     /// Jobs whose finalizer we removed lately.
     released: Mutex<Released>,
 }
 
-/// How long a released job is remembered as such: longer than the TFJob watch takes to deliver
-/// the job's removal, so reconciles triggered meanwhile (its children's deletions arriving on
-/// their watches) do not patch a job that is gone.
-const RELEASED_FOR: Duration = Duration::from_secs(30);
-
-/// The UIDs of jobs released within [`RELEASED_FOR`], oldest first.
+/// The UIDs of jobs released within [`RELEASE_REMEMBERED_FOR`], oldest first.
 #[derive(Debug, Default)]
 struct Released {
     order: std::collections::VecDeque<(Instant, String)>,
@@ -116,10 +62,10 @@ struct Released {
 }
 
 impl Released {
-    /// Forgets the releases older than [`RELEASED_FOR`] at `now`.
+    /// Forgets the releases older than [`RELEASE_REMEMBERED_FOR`] at `now`.
     fn expire(&mut self, now: Instant) {
         while let Some((at, uid)) = self.order.front() {
-            if now.saturating_duration_since(*at) < RELEASED_FOR {
+            if now.saturating_duration_since(*at) < RELEASE_REMEMBERED_FOR {
                 break;
             }
             self.uids.remove(uid);
@@ -129,15 +75,11 @@ impl Released {
 }
 
 impl JobMemory {
-    /// A memory over the pod and service watches whose progress `seen_pods` and
-    /// `seen_services` track.
-    pub fn new(seen_pods: SeenRevision, seen_services: SeenRevision, batch: Duration) -> Self {
+    /// An empty memory; progress-only status changes wait at most `batch`.
+    pub fn new(batch: Duration) -> Self {
         Self {
             jobs: Mutex::default(),
-            seen_pods,
-            seen_services,
             batch_period: batch,
-            backoff: (Duration::from_millis(500), Duration::from_secs(300)),
             released: Mutex::default(),
         }
     }
@@ -197,11 +139,13 @@ impl JobMemory {
     }
 
     /// Jobs with something remembered.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.jobs().len()
     }
 
     /// Whether nothing is remembered about any job.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -277,48 +221,15 @@ impl JobMemory {
         self.with_existing(uid, |m| m.batch_since = None);
     }
 
-    // --- our pod and service writes ---------------------------------------------------------
-
-    /// Remembers a child we created (or adopted), as the API server returned it.
-    pub fn created<K: Child>(&self, job_uid: &str, obj: K) {
-        self.with(job_uid, |m| K::writes(m).stored(obj));
-    }
-
-    /// Remembers the answer to a delete of child `name` (`returned`: the object when it is
-    /// still terminating, None when it is gone).
-    pub fn deleted<K: Child>(
-        &self,
-        job_uid: &str,
-        name: &str,
-        uid: Option<String>,
-        returned: Option<K>,
-    ) {
-        self.with(job_uid, |m| K::writes(m).deleted(name, uid, returned));
-    }
-
-    /// The job's children as the cache shows them, corrected by our writes the cache has not
-    /// caught up with yet.
-    pub fn overlay<K: Child>(&self, job_uid: &str, cached: Vec<Arc<K>>) -> Vec<Arc<K>> {
-        let seen = K::seen(self).get();
-        let mut jobs = self.jobs();
-        let Some(job) = jobs.get_mut(job_uid) else {
-            return cached;
-        };
-        let shown = K::writes(job).overlay(cached, seen);
-        drop_if_empty(&mut jobs, job_uid);
-        shown
-    }
-
     // --- error backoff -----------------------------------------------------------------------
 
     /// Records a failed reconcile and returns how long to wait before the next: doubling from
     /// 0.5 s with each consecutive failure, at most 5 minutes.
     pub fn failed(&self, uid: &str) -> Duration {
-        let (base, max) = self.backoff;
         self.with(uid, |m| {
-            let delay = base.saturating_mul(1u32 << m.failures.min(16));
+            let delay = ERROR_BACKOFF_FIRST.saturating_mul(1u32 << m.failures.min(16));
             m.failures = m.failures.saturating_add(1);
-            delay.min(max)
+            delay.min(ERROR_BACKOFF_MAX)
         })
     }
 
@@ -335,7 +246,7 @@ mod tests {
     const SECOND: Duration = Duration::from_secs(1);
 
     fn memory() -> JobMemory {
-        JobMemory::new(SeenRevision::default(), SeenRevision::default(), SECOND)
+        JobMemory::new(SECOND)
     }
 
     fn job(uid: &str, rv: &str, active: i32) -> TFJob {
@@ -418,8 +329,8 @@ mod tests {
         assert!(m.was_released("u", t0 + Duration::from_secs(1)));
         assert!(!m.was_released("other", t0));
         m.released("v", t0 + Duration::from_secs(20));
-        assert!(!m.was_released("u", t0 + RELEASED_FOR));
-        assert!(m.was_released("v", t0 + RELEASED_FOR));
+        assert!(!m.was_released("u", t0 + RELEASE_REMEMBERED_FOR));
+        assert!(m.was_released("v", t0 + RELEASE_REMEMBERED_FOR));
         assert_eq!(
             m.released_jobs().order.len(),
             1,
@@ -432,11 +343,9 @@ mod tests {
         let m = memory();
         m.status_written(&job("u", "12", 1));
         m.status_due_in("u", true, Instant::now());
-        m.created("u", ChildPod::default());
         m.failed("u");
         m.failed("other");
         m.forget("u");
         assert_eq!(m.len(), 1);
-        assert!(m.overlay::<ChildPod>("u", vec![]).is_empty());
     }
 }

@@ -1,36 +1,44 @@
 //! The controller: observe (caches of TFJobs and of our pods and services), decide
-//! ([`crate::plan`]), act ([`act`]). One module per concern:
+//! ([`crate::plan`]), act. One module per concern:
 //!
-//! - [`watch`]: the watches, caches and kube-runtime Controller (wiring);
-//! - [`reconcile`]: one reconcile — pick the step a job needs, run it, back off on errors;
-//! - [`apply`]: a live job — plan, act, write the status ([`status`]), count outcomes;
-//! - [`deletion`]: a deleted job — delete its children, then release the [`finalizer`];
-//! - [`context`] (shared state; the caches with their [`index`] by job), [`memory`] (what is remembered per job, with
-//!   [`own_writes`]), [`trim`] (what the caches keep), [`error`], [`release`] (the
-//!   `release-finalizers` command).
+//! - `watch`: the watches, caches and kube-runtime Controller (wiring);
+//! - `reconcile`: one reconcile — pick the step a job needs, run it, back off on errors;
+//! - `apply`: a live job — plan, apply the changes (`act`), write the status (`status`),
+//!   publish the events (`events`), count outcomes;
+//! - `deletion`: a deleted job — delete its children, then release the `finalizer`;
+//! - `child_cache`: one kind of child as the controller sees it (store, index by job, our own
+//!   writes the watch has not delivered); `memory`: what is remembered per job; `context`:
+//!   what every reconcile shares; `timing`: every duration the controller waits by;
+//! - `trim` (what the caches keep), `error`, [`release`] (the `release-finalizers` command).
+//!
+//! Only what the binary and the tests outside the crate use is public: [`run`],
+//! [`ControllerConfig`], [`release`] and [`is_still_stored`].
 
-pub mod act;
+mod act;
 mod apply;
-pub mod config;
-pub mod context;
+mod child_cache;
+mod config;
+mod context;
 mod deletion;
-pub mod error;
-pub mod finalizer;
-pub mod index;
+mod error;
+mod events;
+mod finalizer;
 mod json_patch_ops;
-pub mod memory;
-pub mod own_writes;
-pub mod reconcile;
+mod memory;
+mod reconcile;
 pub mod release;
 mod status;
-pub mod trim;
-pub mod watch;
+mod timing;
+mod trim;
+mod watch;
 
 #[cfg(test)]
 mod fake_api;
 #[cfg(test)]
 mod tests;
 
+pub use act::is_still_stored;
 pub use config::ControllerConfig;
 pub use error::Error;
+pub use finalizer::FINALIZER;
 pub use watch::run;

@@ -2,7 +2,6 @@
 //! decision, [`next_step`]), run it. Errors requeue the job with a per-job backoff.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::runtime::controller::Action as Requeue;
@@ -10,6 +9,7 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use super::context::{Context, key};
 use super::error::Error;
+use super::timing::{CACHES_LISTING_RETRY, CACHES_READY_WAIT, WEBHOOK_RETRY};
 use super::{apply, deletion, finalizer};
 use crate::api::defaults::effective_run_policy;
 use crate::api::{CleanPodPolicy, TFJob};
@@ -43,10 +43,10 @@ pub fn next_step(job: &TFJob, default_clean_pod_policy: CleanPodPolicy) -> Step 
     }
 }
 
-/// Reconciles one TFJob.
 /// Numbers reconciles, for the logs (`reconcile_id` in the reconcile span).
 static RECONCILE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
+/// Reconciles one TFJob.
 pub(super) async fn reconcile(job: Arc<TFJob>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let _timer = ctx.metrics.reconcile_timer();
     let id = RECONCILE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -63,17 +63,18 @@ async fn run_step(job: &Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
     // Never decide on a partial view: right after (re)start the pod and service caches may
     // still be listing, and an empty cache would look like "all children gone". Waiting is
     // bounded so the controller keeps polling the watches that fill the caches.
-    match tokio::time::timeout(Duration::from_millis(200), ctx.caches_ready()).await {
+    match tokio::time::timeout(CACHES_READY_WAIT, ctx.caches_ready()).await {
         Ok(true) => {}
         Ok(false) => return Err(Error::CacheNotReady),
         Err(_) => {
             debug!("caches still listing; looking again shortly");
-            return Ok(Requeue::requeue(Duration::from_millis(500)));
+            return Ok(Requeue::requeue(CACHES_LISTING_RETRY));
         }
     }
     if !ctx.gate.may_act() {
         // A standby (or a leader whose Lease ran out): every job is reconciled again when this
-        // replica takes the Lease.
+        // replica takes the Lease. The client would refuse its writes anyway; this spares the
+        // work.
         return Ok(Requeue::await_change());
     }
     match next_step(job, ctx.config.plan.default_clean_pod_policy) {
@@ -87,9 +88,6 @@ async fn run_step(job: &Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
         Step::Cleanup => deletion::cleanup(job.clone(), ctx).await,
     }
 }
-
-/// The longest wait before retrying a write an unreachable admission webhook refused.
-const WEBHOOK_RETRY: Duration = Duration::from_secs(10);
 
 /// After a failed reconcile: count it, and look again after the job's backoff delay.
 #[allow(clippy::needless_pass_by_value)] // the signature kube-runtime calls

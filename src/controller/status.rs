@@ -60,18 +60,17 @@ async fn write(ctx: &Context, job: &TFJob, status: TFJobStatus) -> Result<Status
         }
         Err(e) if is_conflict(&e) => Ok(StatusWrite::Conflict),
         Err(e) if is_not_found(&e) => Ok(StatusWrite::Gone),
-        Err(e) => Err(Error::Api {
-            action: format!("writing status of TFJob {}", key(job)),
-            source: e,
-        }),
+        Err(e) => Err(Error::api(
+            format!("writing status of TFJob {}", key(job)),
+            e,
+        )),
     }
 }
 
 /// The job as stored now (after a 409).
 pub(super) async fn read_stored(ctx: &Context, job: &TFJob) -> Result<TFJob, Error> {
     let api = ctx.jobs_api(job)?;
-    api.get(&job.name_any()).await.map_err(|source| Error::Api {
-        action: format!("reading TFJob {}", key(job)),
-        source,
-    })
+    api.get(&job.name_any())
+        .await
+        .map_err(|source| Error::api(format!("reading TFJob {}", key(job)), source))
 }

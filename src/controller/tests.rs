@@ -8,21 +8,19 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus, Service};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::apply::apply;
+use super::child_cache::ChildCache;
 use super::config::ControllerConfig;
 use super::context::Context;
 use super::fake_api::{self, Answer, Call, Calls};
 use super::finalizer::FINALIZER;
-use super::index::{IndexedStore, JobIndex};
-use super::memory::JobMemory;
-use super::own_writes::SeenRevision;
 use crate::api::builder::tfjob;
 use crate::api::{ChildPod, ChildService, RestartPolicy, TFJob};
-use crate::plan::{self, Action};
+use crate::plan::{self, Change};
 use crate::runtime::metrics::Metrics;
 
 const JOB_PATH: &str = "/namespaces/ns/tfjobs/j";
@@ -59,10 +57,10 @@ fn children(job: &TFJob, phases: [&str; 3]) -> (Vec<Pod>, Vec<Service>) {
     fresh.status = None;
     let decision = plan::plan(&fresh, &[], &[], jiff::Timestamp::now(), &config().plan);
     let (mut pods, mut services) = (Vec::new(), Vec::new());
-    for action in decision.actions {
+    for action in decision.changes {
         match action {
-            Action::CreatePod(pod) => pods.push(*pod),
-            Action::CreateService(svc) => services.push(*svc),
+            Change::CreatePod(pod) => pods.push(*pod),
+            Change::CreateService(svc) => services.push(*svc),
             _ => {}
         }
     }
@@ -85,43 +83,33 @@ fn children(job: &TFJob, phases: [&str; 3]) -> (Vec<Pod>, Vec<Service>) {
 struct World {
     ctx: Context,
     calls: Calls,
-    pods: (Writer<ChildPod>, Arc<JobIndex>),
-    services: (Writer<ChildService>, Arc<JobIndex>),
-    /// How far the pod and service "watches" have delivered.
-    seen: (SeenRevision, SeenRevision),
+    /// What the pod and service "watches" write the caches' stores with.
+    writers: (Writer<ChildPod>, Writer<ChildService>),
 }
 
 impl World {
     fn new(handler: impl FnMut(&Call) -> Answer + Send + 'static) -> Self {
-        let (client, calls) = fake_api::client(handler);
-        let (pod_store, pod_writer) = reflector::store();
-        let (svc_store, svc_writer) = reflector::store();
-        let pods = (pod_writer, Arc::new(JobIndex::default()));
-        let services = (svc_writer, Arc::new(JobIndex::default()));
-        let pod_store = IndexedStore {
-            store: pod_store,
-            index: pods.1.clone(),
-        };
-        let svc_store = IndexedStore {
-            store: svc_store,
-            index: services.1.clone(),
-        };
-        let seen = (SeenRevision::default(), SeenRevision::default());
-        let memory = JobMemory::new(seen.0.clone(), seen.1.clone(), config().status_batch);
+        Self::with_gate(handler, crate::runtime::leader::LeaderGate::always_open())
+    }
+
+    fn with_gate(
+        handler: impl FnMut(&Call) -> Answer + Send + 'static,
+        gate: crate::runtime::leader::LeaderGate,
+    ) -> Self {
+        let (client, calls) = fake_api::client(handler, gate.clone());
+        let (pods, pod_writer) = ChildCache::new();
+        let (services, svc_writer) = ChildCache::new();
         let ctx = Context::new(
             client,
             config(),
             Arc::new(Metrics::new()),
-            (pod_store, svc_store),
-            memory,
-            crate::runtime::leader::LeaderGate::always_open(),
+            (pods, services),
+            gate,
         );
         Self {
             ctx,
             calls,
-            pods,
-            services,
-            seen,
+            writers: (pod_writer, svc_writer),
         }
     }
 
@@ -145,19 +133,13 @@ impl World {
         }
         for pod in pods {
             let event = event(ChildPod::from(pod), deleted);
-            self.pods.0.apply_watcher_event(&event);
-            self.pods.1.observe(&event);
-            if let watcher::Event::Apply(p) | watcher::Event::Delete(p) = &event {
-                self.seen.0.observe(p);
-            }
+            self.writers.0.apply_watcher_event(&event);
+            self.ctx.pods.observe(&event);
         }
         for svc in services {
             let event = event(ChildService::from(svc), deleted);
-            self.services.0.apply_watcher_event(&event);
-            self.services.1.observe(&event);
-            if let watcher::Event::Apply(s) | watcher::Event::Delete(s) = &event {
-                self.seen.1.observe(s);
-            }
+            self.writers.1.apply_watcher_event(&event);
+            self.ctx.services.observe(&event);
         }
     }
 }
@@ -449,4 +431,102 @@ async fn a_deleted_job_waits_for_a_terminating_pod_before_its_release() {
         .expect("released");
     assert_eq!(requeue, Requeue::await_change());
     assert_eq!(world.calls.count("PATCH", JOB_PATH), 1);
+}
+
+/// An API server that accepts every write as `answer` does, and takes the Lease away from
+/// `gate` while it handles the first write matching `lost_on` (method and path suffix): the
+/// reconcile that sent it is still running. Returns where in the calls that write is.
+fn losing_the_lease_on(
+    lost_on: (&'static str, &'static str),
+    gate: crate::runtime::leader::LeaderGate,
+    mut answer: impl FnMut(&Call) -> Answer + Send + 'static,
+) -> (
+    impl FnMut(&Call) -> Answer + Send + 'static,
+    Arc<std::sync::OnceLock<usize>>,
+) {
+    let lost_at = Arc::new(std::sync::OnceLock::new());
+    let mark = lost_at.clone();
+    let mut seen = 0;
+    let handler = move |call: &Call| {
+        if call.is(lost_on.0, lost_on.1) && mark.get().is_none() {
+            gate.revoke();
+            let _ = mark.set(seen);
+        }
+        seen += 1;
+        answer(call)
+    };
+    (handler, lost_at)
+}
+
+/// The calls that reached the API server after the one during which the Lease was lost, as
+/// "METHOD path"; only reads may be among them.
+fn after_the_loss(world: &World, lost_at: &std::sync::OnceLock<usize>) -> Vec<String> {
+    let at = *lost_at.get().expect("the Lease was lost mid-reconcile");
+    world
+        .calls
+        .all()
+        .iter()
+        .skip(at + 1)
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect()
+}
+
+/// A leader's gate, open.
+fn leading() -> crate::runtime::leader::LeaderGate {
+    let gate = crate::runtime::leader::LeaderGate::for_election();
+    gate.open_for_test();
+    gate
+}
+
+#[tokio::test]
+async fn a_lease_lost_mid_creation_lets_no_further_create_event_or_status_write_out() {
+    let stored = job(RestartPolicy::Never);
+    let gate = leading();
+    let (handler, lost_at) = losing_the_lease_on(("POST", "/pods"), gate.clone(), accepting());
+    let world = World::with_gate(handler, gate);
+    let result = apply(Arc::new(stored), &world.ctx).await;
+    assert!(
+        matches!(result, Err(super::Error::NotLeader(_))),
+        "{result:?}"
+    );
+    let after = after_the_loss(&world, &lost_at);
+    assert!(after.iter().all(|c| c.starts_with("GET ")), "{after:?}");
+    assert_eq!(world.calls.count("POST", "/namespaces/ns/pods"), 1);
+}
+
+#[tokio::test]
+async fn a_lease_lost_during_a_restart_lets_neither_its_event_nor_the_status_write_out() {
+    let stored = job(RestartPolicy::OnFailure);
+    let gate = leading();
+    let (handler, lost_at) =
+        losing_the_lease_on(("DELETE", "/pods/j-worker-0"), gate.clone(), accepting());
+    let mut world = World::with_gate(handler, gate);
+    world.cache(children(&stored, ["Running", "Failed", "Running"]));
+    let result = apply(Arc::new(stored), &world.ctx).await;
+    assert!(
+        matches!(result, Err(super::Error::NotLeader(_))),
+        "{result:?}"
+    );
+    assert_eq!(after_the_loss(&world, &lost_at), Vec::<String>::new());
+    assert_eq!(world.calls.count("PUT", STATUS_PATH), 0);
+    assert!(world.calls.event_reasons().is_empty());
+}
+
+#[tokio::test]
+async fn a_lease_lost_during_a_cleanup_keeps_the_finalizer_on_the_job() {
+    let stored = job(RestartPolicy::Never);
+    let gate = leading();
+    let (handler, lost_at) =
+        losing_the_lease_on(("DELETE", "/pods/j-ps-0"), gate.clone(), deleting(&[]));
+    let mut world = World::with_gate(handler, gate);
+    // What is left of the job: one pod, which goes at once.
+    let (pods, _) = children(&stored, ["Succeeded", "Succeeded", "Succeeded"]);
+    world.cache((pods.into_iter().take(1).collect(), Vec::new()));
+    let result = super::deletion::cleanup(Arc::new(being_deleted(&stored)), &world.ctx).await;
+    assert!(
+        matches!(result, Err(super::Error::NotLeader(_))),
+        "{result:?}"
+    );
+    assert_eq!(after_the_loss(&world, &lost_at), Vec::<String>::new());
+    assert_eq!(world.calls.count("PATCH", JOB_PATH), 0, "still held");
 }

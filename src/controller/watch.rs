@@ -16,15 +16,13 @@ use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource};
-use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
+use super::child_cache::{Child, ChildCache};
 use super::config::ControllerConfig;
 use super::context::Context;
-use super::index::{IndexedStore, JobIndex};
-use super::memory::JobMemory;
-use super::own_writes::SeenRevision;
 use super::reconcile::{error_policy, reconcile};
+use super::timing::{CACHE_SIZE_REPORT, SHUTDOWN_GRACE, WATCH_RETRY_FIRST, WATCH_RETRY_MAX};
 use super::trim::trim_tfjob;
 use crate::api::labels::MANAGED_SELECTOR;
 use crate::api::{ChildPod, ChildService, ObservedChild, TFJob};
@@ -36,9 +34,8 @@ use crate::runtime::metrics::Metrics;
 /// restart with 1000 running jobs peak far above the steady state.
 const LIST_PAGE_SIZE: u32 = 100;
 
-/// How long a watch waits before retrying after an error: from 0.1 s, doubling, at most 2 s
-/// (kube-runtime's default grows to 30 s, so after an API server outage of some seconds the
-/// caches came back up to half a minute late); any event resets it. A 410 Gone is retried at
+/// How long a watch waits before retrying after an error: from [`WATCH_RETRY_FIRST`], doubling,
+/// at most [`WATCH_RETRY_MAX`]; any event resets it. A 410 Gone is retried at
 /// once: it is what every watch gets from an API server that restarted, and the answer to it is
 /// a fresh list, not a pause.
 struct WatchBackoff {
@@ -49,8 +46,8 @@ struct WatchBackoff {
 impl WatchBackoff {
     fn new() -> Self {
         let delays = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(2))
+            .with_min_delay(WATCH_RETRY_FIRST)
+            .with_max_delay(WATCH_RETRY_MAX)
             .with_jitter()
             .without_max_times()
             .into();
@@ -138,42 +135,25 @@ where
     }
 }
 
-/// A cache of our children of kind `K` (decoded into what the planner reads), and the stream of the objects it
-/// touches (for the Controller to map to their owning TFJob). `seen` tracks how far it got.
-fn child_cache<K>(
+/// The cache of our children of kind `K` (decoded into what the planner reads), filled by a
+/// label-filtered watch, and the stream of the objects it touches (for the Controller to map to
+/// their owning TFJob).
+fn child_cache<K: Child>(
     api: Api<K>,
-    seen: SeenRevision,
     metrics: Arc<Metrics>,
 ) -> (
-    IndexedStore<K>,
+    Arc<ChildCache<K>>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: ObservedChild<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
+) {
     let config = watcher::Config::default()
         .page_size(LIST_PAGE_SIZE)
         .labels(MANAGED_SELECTOR);
-    let (store, writer) = reflector::store();
-    let index = Arc::new(JobIndex::default());
-    let indexer = index.clone();
-    let events = reflector::reflector(writer, watcher(api, config)).inspect_ok(move |event| {
-        indexer.observe(event);
-        match event {
-            watcher::Event::Apply(obj)
-            | watcher::Event::Delete(obj)
-            | watcher::Event::InitApply(obj) => seen.observe(obj),
-            watcher::Event::Init | watcher::Event::InitDone => {}
-        }
-    });
+    let (cache, writer) = ChildCache::new();
+    let observer = cache.clone();
+    let events = reflector::reflector(writer, watcher(api, config))
+        .inspect_ok(move |event| observer.observe(event));
     let stream = with_backoff(K::kind(&()), events, metrics).touched_objects();
-    (IndexedStore { store, index }, stream)
+    (cache, stream)
 }
 
 /// Runs the controller until `shutdown` resolves; in-flight reconciles finish first.
@@ -185,18 +165,9 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let namespace = config.namespace.as_deref();
-    let (seen_pods, seen_services) = (SeenRevision::default(), SeenRevision::default());
-    let (pods, pod_stream) = child_cache(
-        api::<ChildPod>(&client, namespace),
-        seen_pods.clone(),
-        metrics.clone(),
-    );
-    let (services, svc_stream) = child_cache(
-        api::<ChildService>(&client, namespace),
-        seen_services.clone(),
-        metrics.clone(),
-    );
-    let memory = JobMemory::new(seen_pods, seen_services, config.status_batch);
+    let (pods, pod_stream) = child_cache(api::<ChildPod>(&client, namespace), metrics.clone());
+    let (services, svc_stream) =
+        child_cache(api::<ChildService>(&client, namespace), metrics.clone());
     let (jobs, job_writer) = reflector::store();
     let job_config = watcher::Config::default().page_size(LIST_PAGE_SIZE);
     let job_events = reflector::reflector(
@@ -209,7 +180,6 @@ pub async fn run(
         config.clone(),
         metrics.clone(),
         (pods, services),
-        memory,
         gate.clone(),
     ));
     let ready = ctx.clone();
@@ -255,14 +225,13 @@ fn owning_job<K: ObservedChild>(child: &K) -> Option<ObjectRef<TFJob>> {
 /// Sets the cache size gauges every few seconds.
 async fn report_cache_sizes(ctx: Arc<Context>, jobs: Store<TFJob>) {
     let namespace = ctx.config.namespace.clone();
-    let mut every = tokio::time::interval(Duration::from_secs(5));
+    let mut every = tokio::time::interval(CACHE_SIZE_REPORT);
     loop {
         every.tick().await;
-        let (pods, services) = ctx.cache_sizes();
         let metrics = &ctx.metrics;
         metrics.set_cached("TFJob", namespace.as_deref(), jobs.len());
-        metrics.set_cached("Pod", namespace.as_deref(), pods);
-        metrics.set_cached("Service", namespace.as_deref(), services);
+        metrics.set_cached("Pod", namespace.as_deref(), ctx.pods.len());
+        metrics.set_cached("Service", namespace.as_deref(), ctx.services.len());
     }
 }
 
@@ -283,14 +252,10 @@ async fn until_stopped(
     }
 }
 
-/// How long in-flight reconciles may take to finish once shutdown is requested (below the
-/// kubelet's default 30 s before SIGKILL).
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Controller, Lineage};
+    use crate::api::{ControllerRef, Lineage};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn pod_controlled_by(kind: &str) -> ChildPod {
@@ -301,7 +266,7 @@ mod tests {
                 ..ObjectMeta::default()
             },
             lineage: Lineage {
-                controller: Some(Controller {
+                controller: Some(ControllerRef {
                     kind: kind.into(),
                     name: "j".into(),
                     uid: "u".into(),

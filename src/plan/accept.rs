@@ -119,7 +119,7 @@ mod tests {
         assert!(runnable_spec(&mut pass, &job.spec, &cfg()).is_none());
         let plan = pass.into_plan(false);
         assert_eq!(plan.outcomes, vec![Outcome::Failed]);
-        assert!(plan.actions.is_empty());
+        assert!(plan.changes.is_empty());
         let failed = plan
             .status
             .expect("Failed")

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use kube::Resource;
 
 use super::observed::{OwnedChildren, is_terminating};
-use super::{Action, ChildRef, EventKind, JobEvent};
+use super::{Change, ChildRef, EventKind, JobEvent};
 
 /// The finalizer that guards every TFJob this operator manages.
 pub const FINALIZER: &str = "kubeflow.org/tfjob-cleanup";
@@ -20,7 +20,7 @@ pub const ORPHAN_FINALIZER: &str = "orphan";
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CleanupPlan {
     /// Deletes to issue.
-    pub actions: Vec<Action>,
+    pub changes: Vec<Change>,
     /// Warning events (forced deletions).
     pub events: Vec<JobEvent>,
     /// True when nothing of the job is left (or it is orphaning): remove the finalizer.
@@ -54,7 +54,7 @@ pub fn plan_cleanup(
         cleanup_pod(&mut plan, pod, now, force_after);
     }
     for svc in services.into_iter().filter(|s| !is_terminating(*s)) {
-        plan.actions.push(Action::DeleteService(ChildRef::of(svc)));
+        plan.changes.push(Change::DeleteService(ChildRef::of(svc)));
     }
     plan
 }
@@ -64,7 +64,7 @@ pub fn plan_cleanup(
 fn cleanup_pod(plan: &mut CleanupPlan, pod: &ChildPod, now: Timestamp, force_after: Duration) {
     let child = ChildRef::of(pod);
     let Some(since) = pod.meta().deletion_timestamp.as_ref() else {
-        plan.actions.push(Action::DeletePod(child));
+        plan.changes.push(Change::DeletePod(child));
         return;
     };
     // The deletionTimestamp is when the grace period ends: time past it is time stuck.
@@ -88,7 +88,7 @@ fn cleanup_pod(plan: &mut CleanupPlan, pod: &ChildPod, now: Timestamp, force_aft
                 ),
                 related: Some(("Pod", child.name.clone())),
             });
-            plan.actions.push(Action::ForceDeletePod(child));
+            plan.changes.push(Change::ForceDeletePod(child));
         }
     }
 }
@@ -114,7 +114,7 @@ pub fn release_blocked(webhook: &str) -> JobEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Controller, Lineage};
+    use crate::api::{ControllerRef, Lineage};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
     const UID: &str = "job-uid";
@@ -133,7 +133,7 @@ mod tests {
 
     fn owned_by(owner: &str) -> Lineage {
         Lineage {
-            controller: Some(Controller {
+            controller: Some(ControllerRef {
                 uid: owner.into(),
                 ..Default::default()
             }),
@@ -185,9 +185,9 @@ mod tests {
             now(),
             FORCE,
         );
-        assert!(p.done && p.actions.is_empty());
+        assert!(p.done && p.changes.is_empty());
         let p = plan_cleanup(UID, &[FINALIZER.into()], &[], &[], now(), FORCE);
-        assert!(p.done && p.actions.is_empty());
+        assert!(p.done && p.changes.is_empty());
         // Objects of another owner do not hold the job.
         let foreign = [pod("x", "other", None)];
         assert!(plan_cleanup(UID, &[], &foreign, &[], now(), FORCE).done);
@@ -198,13 +198,13 @@ mod tests {
         let p = plan_cleanup(UID, &[], &[pod("a", UID, None)], &[svc("a")], now(), FORCE);
         assert!(!p.done);
         assert_eq!(
-            p.actions,
+            p.changes,
             vec![
-                Action::DeletePod(ChildRef {
+                Change::DeletePod(ChildRef {
                     name: "a".into(),
                     uid: Some("uid-a".into())
                 }),
-                Action::DeleteService(ChildRef {
+                Change::DeleteService(ChildRef {
                     name: "a".into(),
                     uid: Some("uid-a".into())
                 }),
@@ -216,13 +216,13 @@ mod tests {
     fn pods_stuck_terminating_are_forced_after_the_grace() {
         // 10 s past its deletion time: wait the remaining 20 s.
         let p = plan_cleanup(UID, &[], &[pod("a", UID, Some(10))], &[], now(), FORCE);
-        assert!(p.actions.is_empty() && !p.done);
+        assert!(p.changes.is_empty() && !p.done);
         assert_eq!(p.requeue_after, Some(Duration::from_secs(20)));
         // 30 s past: force it, with a Warning event.
         let p = plan_cleanup(UID, &[], &[pod("a", UID, Some(30))], &[], now(), FORCE);
         assert_eq!(
-            p.actions,
-            vec![Action::ForceDeletePod(ChildRef {
+            p.changes,
+            vec![Change::ForceDeletePod(ChildRef {
                 name: "a".into(),
                 uid: Some("uid-a".into())
             })]

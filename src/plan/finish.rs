@@ -8,7 +8,7 @@ use super::conditions::{self, kind};
 use super::limits::until;
 use super::observed::phase;
 use super::pass::Pass;
-use super::{Action, ChildRef, Outcome};
+use super::{Change, ChildRef, Outcome};
 use crate::api::CleanPodPolicy;
 use crate::api::defaults::EffectiveRunPolicy;
 
@@ -36,12 +36,12 @@ fn clean_pods(pass: &mut Pass<'_>, policy: CleanPodPolicy) {
                 .live_pods()
                 .filter(|pod| matches!(phase(pod), "Running" | "Pending"));
             for pod in unfinished {
-                deletes.push(Action::DeletePod(ChildRef::of(pod)));
+                deletes.push(Change::DeletePod(ChildRef::of(pod)));
                 if let Some(svc) = pass.children.live_service(&pod.name_any()) {
-                    deletes.push(Action::DeleteService(ChildRef::of(svc)));
+                    deletes.push(Change::DeleteService(ChildRef::of(svc)));
                 }
             }
-            pass.plan.actions.extend(deletes);
+            pass.plan.changes.extend(deletes);
         }
     }
 }
@@ -64,7 +64,7 @@ pub(super) fn ttl(pass: &mut Pass<'_>, run_policy: &EffectiveRunPolicy) {
         .checked_add(jiff::SignedDuration::from_secs(i64::from(ttl)))
         .unwrap_or(jiff::Timestamp::MAX);
     if pass.now >= expiry {
-        pass.plan.actions.push(Action::DeleteJob);
+        pass.plan.changes.push(Change::DeleteJob);
         pass.plan.outcomes.push(Outcome::TtlDeleted);
     } else {
         pass.plan.requeue(until(pass.now, expiry));
@@ -98,7 +98,7 @@ mod tests {
         let late = done + jiff::SignedDuration::from_secs(10);
         let mut pass = Pass::start(&finished_job, &[], &[], late);
         ttl(&mut pass, &rp);
-        assert_eq!(pass.plan.actions, vec![Action::DeleteJob]);
+        assert_eq!(pass.plan.changes, vec![Change::DeleteJob]);
         assert_eq!(pass.plan.outcomes, vec![Outcome::TtlDeleted]);
     }
 }

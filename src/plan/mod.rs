@@ -7,8 +7,12 @@
 //! per replica, with `restarts` deciding what a failed pod means) → `limits` (backoffLimit,
 //! activeDeadlineSeconds) → `job_status` (conditions) → `finish` (cleanPodPolicy, TTL) →
 //! `batching` (may the status write wait?). [`cleanup`] decides a deletion.
+//!
+//! How the controller sends a plan is decided here too: [`slow_start`] (in which batches) and
+//! [`announce`] (which events say what became of each change).
 
 mod accept;
+pub mod announce;
 mod batching;
 pub mod cleanup;
 pub mod conditions;
@@ -23,6 +27,7 @@ pub mod pipeline;
 mod properties;
 mod replicas;
 mod restarts;
+pub mod slow_start;
 mod suspend;
 pub mod tf_config;
 
@@ -97,7 +102,7 @@ pub fn sooner(current: Option<Duration>, after: Duration) -> Duration {
 
 /// One change to make in the cluster.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Action {
+pub enum Change {
     /// Create this pod (AlreadyExists counts as done).
     CreatePod(Box<Pod>),
     /// Create this service (AlreadyExists counts as done).
@@ -116,10 +121,10 @@ pub enum Action {
     AdoptService(Adoption),
 }
 
-impl Action {
+impl Change {
     /// Whether this creates a pod or service.
     pub fn is_create(&self) -> bool {
-        matches!(self, Action::CreatePod(_) | Action::CreateService(_))
+        matches!(self, Change::CreatePod(_) | Change::CreateService(_))
     }
 }
 
@@ -168,7 +173,7 @@ pub enum Outcome {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Plan {
     /// Changes to make, in order.
-    pub actions: Vec<Action>,
+    pub changes: Vec<Change>,
     /// The new status, if it differs from the stored one.
     pub status: Option<TFJobStatus>,
     /// The new status only reports progress (replica counts, Running) while other pods are

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
-use crate::api::{ChildPod, ChildService, Controller, ObservedChild, ReplicaType};
+use crate::api::{ChildPod, ChildService, ControllerRef, ObservedChild, ReplicaType};
 
 /// Exit code upstream reports when the tensorflow container has no terminated state
 /// (e.g. the pod was evicted); it counts as retryable.
@@ -115,7 +115,7 @@ fn controlled<'a, K: ObservedChild>(objs: &'a [Arc<K>], uid: &str) -> Vec<&'a K>
 }
 
 /// The controller of an object, if any.
-fn controller<K: ObservedChild>(obj: &K) -> Option<&Controller> {
+fn controller<K: ObservedChild>(obj: &K) -> Option<&ControllerRef> {
     obj.lineage().controller.as_ref()
 }
 

@@ -13,7 +13,7 @@ use super::conditions::{self, kind};
 use super::desired::JobIdentity;
 use super::observed::OwnedChildren;
 use super::replicas::Replicas;
-use super::{Action, Adoption, ChildRef, EventKind, Outcome, Plan};
+use super::{Adoption, Change, ChildRef, EventKind, Outcome, Plan};
 use crate::api::defaults::NormalizedSpec;
 use crate::api::{TFJob, TFJobStatus};
 
@@ -71,11 +71,11 @@ impl<'a> Pass<'a> {
     pub fn delete_all_children(&mut self) {
         let pods = self.children.live_pods().map(ChildRef::of);
         let services = self.children.live_services().map(ChildRef::of);
-        let deletes: Vec<Action> = pods
-            .map(Action::DeletePod)
-            .chain(services.map(Action::DeleteService))
+        let deletes: Vec<Change> = pods
+            .map(Change::DeletePod)
+            .chain(services.map(Change::DeleteService))
             .collect();
-        self.plan.actions.extend(deletes);
+        self.plan.changes.extend(deletes);
     }
 
     /// Gives every replica type of `spec` a status entry, so it shows before any pod does.
@@ -93,19 +93,19 @@ impl<'a> Pass<'a> {
             .children
             .orphan_pods
             .iter()
-            .map(|p| Action::AdoptPod(Adoption::of(*p)));
+            .map(|p| Change::AdoptPod(Adoption::of(*p)));
         let services = self
             .children
             .orphan_services
             .iter()
-            .map(|s| Action::AdoptService(Adoption::of(*s)));
-        let adoptions: Vec<Action> = pods.chain(services).collect();
-        self.plan.actions.extend(adoptions);
+            .map(|s| Change::AdoptService(Adoption::of(*s)));
+        let adoptions: Vec<Change> = pods.chain(services).collect();
+        self.plan.changes.extend(adoptions);
     }
 
-    /// Takes the replicas stage's actions, events and restarts into the plan.
+    /// Takes the replicas stage's changes, events and restarts into the plan.
     pub fn take_decisions_of(&mut self, replicas: &mut Replicas) {
-        self.plan.actions.append(&mut replicas.actions);
+        self.plan.changes.append(&mut replicas.changes);
         self.plan.events.append(&mut replicas.events);
         if replicas.restarted_pods > 0 {
             let pods = replicas.restarted_pods;

@@ -66,7 +66,7 @@ pub fn plan(
         // Finished in this pass: nothing new is created for it (a replica missing because an
         // earlier pass cleaned it up just before a crash stays missing), and it is cleaned up
         // and its books closed now rather than in another reconcile (one status write fewer).
-        pass.plan.actions.retain(|a| !a.is_create());
+        pass.plan.changes.retain(|a| !a.is_create());
         finish::finished(&mut pass, &run_policy);
     }
     let may_wait = batching::may_wait(&pass.stored, &pass.status, &spec, &replicas);

@@ -11,12 +11,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::plan;
 use crate::api::builder::{TFJobBuilder, tfjob};
 use crate::api::{
-    ChildPod, ChildService, CleanPodPolicy, Controller, ReplicaType, RestartPolicy, RunPolicy,
+    ChildPod, ChildService, CleanPodPolicy, ControllerRef, ReplicaType, RestartPolicy, RunPolicy,
     SuccessPolicy, TFJob, TFJobStatus,
 };
 use crate::plan::conditions::{get, is_true, kind};
 use crate::plan::desired::{JobIdentity, desired_pod, desired_service};
-use crate::plan::{Action, EventKind, Outcome, Plan, PlanConfig};
+use crate::plan::{Change, EventKind, Outcome, Plan, PlanConfig};
 
 const UID: &str = "uid-1";
 
@@ -99,10 +99,10 @@ fn services(j: &TFJob) -> Vec<Arc<ChildService>> {
 fn creates(p: &Plan) -> (Vec<String>, Vec<String>) {
     let mut pods = vec![];
     let mut svcs = vec![];
-    for a in &p.actions {
+    for a in &p.changes {
         match a {
-            Action::CreatePod(x) => pods.push(x.metadata.name.clone().unwrap()),
-            Action::CreateService(x) => svcs.push(x.metadata.name.clone().unwrap()),
+            Change::CreatePod(x) => pods.push(x.metadata.name.clone().unwrap()),
+            Change::CreateService(x) => svcs.push(x.metadata.name.clone().unwrap()),
             _ => {}
         }
     }
@@ -112,10 +112,10 @@ fn creates(p: &Plan) -> (Vec<String>, Vec<String>) {
 fn deletes(p: &Plan) -> (Vec<String>, Vec<String>) {
     let mut pods = vec![];
     let mut svcs = vec![];
-    for a in &p.actions {
+    for a in &p.changes {
         match a {
-            Action::DeletePod(r) => pods.push(r.name.clone()),
-            Action::DeleteService(r) => svcs.push(r.name.clone()),
+            Change::DeletePod(r) => pods.push(r.name.clone()),
+            Change::DeleteService(r) => svcs.push(r.name.clone()),
             _ => {}
         }
     }
@@ -202,10 +202,10 @@ fn pods_carry_names_labels_owner_restart_policy_and_tf_config() {
     let p = plan(&j, &[], &[], now(), &cfg());
     assert!(reasons(&p).contains(&"SetPodTemplateRestartPolicy"));
     let pods: Vec<&Pod> = p
-        .actions
+        .changes
         .iter()
         .filter_map(|a| match a {
-            Action::CreatePod(x) => Some(x.as_ref()),
+            Change::CreatePod(x) => Some(x.as_ref()),
             _ => None,
         })
         .collect();
@@ -259,10 +259,10 @@ fn ps_pod_and_service(ps: &Pod, p: &Plan) {
     );
     // Services are headless, selecting exactly their pod, with the tfjob-port.
     let svc = p
-        .actions
+        .changes
         .iter()
         .find_map(|a| match a {
-            Action::CreateService(s) if s.metadata.name.as_deref() == Some("test-tfjob-ps-0") => {
+            Change::CreateService(s) if s.metadata.name.as_deref() == Some("test-tfjob-ps-0") => {
                 Some(s)
             }
             _ => None,
@@ -286,10 +286,10 @@ fn single_replica_gets_no_tf_config() {
     let j = job().workers(1).build();
     let p = plan(&j, &[], &[], now(), &cfg());
     let pod = p
-        .actions
+        .changes
         .iter()
         .find_map(|a| match a {
-            Action::CreatePod(x) => Some(x),
+            Change::CreatePod(x) => Some(x),
             _ => None,
         })
         .unwrap();
@@ -306,7 +306,7 @@ fn running_pods_make_the_job_running_and_a_second_pass_changes_nothing() {
     ];
     let svcs = services(&j);
     let p = plan(&j, &pods, &svcs, now(), &cfg());
-    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert!(p.changes.is_empty(), "{:?}", p.changes);
     assert_eq!(
         last_condition(&p),
         (
@@ -382,18 +382,18 @@ fn clean_pod_policy_all_and_none() {
     let (dp, ds) = deletes(&plan(&j, &pods, &svcs, now(), &cfg()));
     assert_eq!((dp.len(), ds.len()), (2, 2));
     run_policy(&mut j).clean_pod_policy = Some(CleanPodPolicy::None);
-    assert!(plan(&j, &pods, &svcs, now(), &cfg()).actions.is_empty());
+    assert!(plan(&j, &pods, &svcs, now(), &cfg()).changes.is_empty());
     // The legacy field is honoured when runPolicy has none.
     j.spec.run_policy = None;
     j.spec.clean_pod_policy = Some(CleanPodPolicy::None);
-    assert!(plan(&j, &pods, &svcs, now(), &cfg()).actions.is_empty());
+    assert!(plan(&j, &pods, &svcs, now(), &cfg()).changes.is_empty());
     // Upstream's default (None) when configured so.
     j.spec.clean_pod_policy = None;
     let upstream = PlanConfig {
         default_clean_pod_policy: CleanPodPolicy::None,
         ..cfg()
     };
-    assert!(plan(&j, &pods, &svcs, now(), &upstream).actions.is_empty());
+    assert!(plan(&j, &pods, &svcs, now(), &upstream).changes.is_empty());
 }
 
 #[test]
@@ -421,10 +421,10 @@ fn chief_decides_when_present() {
     // The chief is created with job-role=master, worker-0 without.
     let role = |name: &str| {
         plan(&j, &[], &[], now(), &cfg())
-            .actions
+            .changes
             .into_iter()
             .find_map(|a| match a {
-                Action::CreatePod(p) if p.metadata.name.as_deref() == Some(name) => Some(p),
+                Change::CreatePod(p) if p.metadata.name.as_deref() == Some(name) => Some(p),
                 _ => None,
             })
             .and_then(|p| p.metadata.labels?.remove("training.kubeflow.org/job-role"))
@@ -643,10 +643,10 @@ fn ttl_deletes_the_job_on_time() {
     fin.status.as_mut().unwrap().completion_time = Some(ago(4));
     let p = plan(&fin, &done, &services(&j), now(), &cfg());
     assert_eq!(p.requeue_after, Some(std::time::Duration::from_secs(6)));
-    assert!(!p.actions.contains(&Action::DeleteJob));
+    assert!(!p.changes.contains(&Change::DeleteJob));
     fin.status.as_mut().unwrap().completion_time = Some(ago(10));
     let p = plan(&fin, &done, &services(&j), now(), &cfg());
-    assert!(p.actions.contains(&Action::DeleteJob));
+    assert!(p.changes.contains(&Change::DeleteJob));
 }
 
 #[test]
@@ -655,7 +655,7 @@ fn suspend_and_resume() {
     let mut j = job().workers(1).build();
     run_policy(&mut j).suspend = Some(true);
     let p = plan(&j, &[], &[], now(), &cfg());
-    assert!(p.actions.is_empty());
+    assert!(p.changes.is_empty());
     let st = status(&p);
     assert_eq!(st.start_time, None);
     let conds = triples(st);
@@ -759,7 +759,7 @@ fn terminating_pods_are_not_counted_or_replaced_yet() {
     let mut p0 = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
     p0.metadata.deletion_timestamp = Some(Time(now()));
     let p = plan(&j, &[Arc::new(p0)], &services(&j), now(), &cfg());
-    assert!(p.actions.is_empty());
+    assert!(p.changes.is_empty());
     // Upstream counts a Running pod with a deletionTimestamp as failed (kubeflow/trainer#2124).
     assert!(p.status.as_ref().is_none_or(|s| !is_true(s, kind::FAILED)));
 }
@@ -798,7 +798,7 @@ fn invalid_spec_fails_with_a_clear_reason() {
             .iter()
             .any(|e| e.kind == EventKind::Warning && e.reason == "TFJobInvalidSpec")
     );
-    assert!(p.actions.is_empty());
+    assert!(p.changes.is_empty());
 }
 
 #[test]
@@ -876,10 +876,10 @@ fn orphans_with_the_jobs_labels_are_adopted_and_counted() {
     ];
     let p = plan(&j, &pods, &services(&j), now(), &cfg());
     let adopted: Vec<&str> = p
-        .actions
+        .changes
         .iter()
         .filter_map(|a| match a {
-            Action::AdoptPod(o) => Some(o.child.name.as_str()),
+            Change::AdoptPod(o) => Some(o.child.name.as_str()),
             _ => None,
         })
         .collect();
@@ -893,7 +893,7 @@ fn orphans_with_the_jobs_labels_are_adopted_and_counted() {
 fn a_pod_controlled_by_someone_else_is_left_alone_and_named() {
     let j = started(job().workers(2).build());
     let mut foreign = (*pod(&j, ReplicaType::Worker, 0, "Running", None)).clone();
-    foreign.lineage.controller = Some(Controller {
+    foreign.lineage.controller = Some(ControllerRef {
         kind: "ReplicaSet".into(),
         name: "squatter".into(),
         uid: "other-uid".into(),

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use proptest::prelude::*;
 
 use super::desired::{JobIdentity, desired_pod};
-use super::{Action, PlanConfig, plan};
+use super::{Change, PlanConfig, plan};
 use crate::api::builder::tfjob;
 use crate::api::defaults::normalize;
 use crate::api::{ChildPod, CleanPodPolicy, RestartPolicy, TFJob};
@@ -166,11 +166,11 @@ proptest! {
         let pods = observed(&job, &states);
         let decision = plan(&job, &pods, &[], now, &cfg);
 
-        let creates: Vec<String> = decision.actions.iter().filter_map(|a| match a {
-            Action::CreatePod(p) => p.metadata.name.clone(),
+        let creates: Vec<String> = decision.changes.iter().filter_map(|a| match a {
+            Change::CreatePod(p) => p.metadata.name.clone(),
             _ => None,
         }).collect();
-        let services = decision.actions.iter().filter(|a| matches!(a, Action::CreateService(_)));
+        let services = decision.changes.iter().filter(|a| matches!(a, Change::CreateService(_)));
         prop_assert!(creates.len() + services.count() <= max_creates);
         let unique: HashSet<&String> = creates.iter().collect();
         prop_assert_eq!(unique.len(), creates.len(), "a pod created twice");
@@ -184,14 +184,14 @@ proptest! {
                 prop_assert!(!present.contains_key(name), "{} exists already", name);
             }
             if spec.total_replicas() > 40 {
-                prop_assert!(decision.actions.is_empty(), "over the limit: nothing built");
+                prop_assert!(decision.changes.is_empty(), "over the limit: nothing built");
             }
         } else {
             prop_assert!(creates.is_empty(), "an invalid spec creates nothing");
         }
         // Deletes only name the job's own pods.
-        for action in &decision.actions {
-            if let Action::DeletePod(child) | Action::ForceDeletePod(child) = action {
+        for action in &decision.changes {
+            if let Change::DeletePod(child) | Change::ForceDeletePod(child) = action {
                 prop_assert!(pods.iter().any(|p| p.metadata.uid == child.uid));
             }
         }

@@ -15,7 +15,7 @@ use super::observed::{Foreign, exit_code, is_terminating, phase};
 use super::pass::Pass;
 use super::restarts::{FailedPod, RestartBudget, failed_pod};
 use super::tf_config::{ClusterSpec, JobAddress, is_distributed};
-use super::{Action, ChildRef, EventKind, JobEvent, PlanConfig};
+use super::{Change, ChildRef, EventKind, JobEvent, PlanConfig};
 use crate::api::defaults::{NormalizedSpec, Replica};
 use crate::api::labels::replica_name;
 use crate::api::{ReplicaStatus, ReplicaType};
@@ -23,7 +23,7 @@ use crate::api::{ReplicaStatus, ReplicaType};
 /// What the pass over the replicas found and decided.
 pub(super) struct Replicas {
     /// Creates and deletes of pods and services.
-    pub actions: Vec<Action>,
+    pub changes: Vec<Change>,
     /// `ExitedWithCode` events of failed pods.
     pub events: Vec<JobEvent>,
     /// Counts per replica type (restarts included).
@@ -50,7 +50,7 @@ impl Replicas {
     /// Nothing found or decided yet, with these budgets.
     pub fn new(budget: RestartBudget, creates: CreateBudget) -> Self {
         Self {
-            actions: Vec::new(),
+            changes: Vec::new(),
             events: Vec::new(),
             statuses: BTreeMap::new(),
             restarting: Vec::new(),
@@ -195,7 +195,7 @@ fn reconcile_pods(
         let pod = desired_pod(&pass.id, spec, replica, index, cluster);
         let template = *template_bytes.get_or_insert_with(|| json_len(&replica.template));
         if out.creates.take(template + tf_config_len(&pod)) {
-            out.actions.push(Action::CreatePod(Box::new(pod)));
+            out.changes.push(Change::CreatePod(Box::new(pod)));
         }
     }
     for (&index, &pod) in &pods {
@@ -204,7 +204,7 @@ fn reconcile_pods(
             continue;
         }
         if index >= replica.replicas {
-            out.actions.push(Action::DeletePod(ChildRef::of(pod)));
+            out.changes.push(Change::DeletePod(ChildRef::of(pod)));
             continue;
         }
         count_pod(out, &mut status, pass, replica, index, pod);
@@ -255,7 +255,7 @@ fn failed(
         FailedPod::Restart if out.budget.try_spend() => {
             status.restarts += 1;
             out.restarted_pods += 1;
-            out.actions.push(Action::DeletePod(ChildRef::of(pod)));
+            out.changes.push(Change::DeletePod(ChildRef::of(pod)));
             if !out.restarting.contains(&replica.rtype) {
                 out.restarting.push(replica.rtype);
             }
@@ -277,7 +277,7 @@ fn reconcile_services(out: &mut Replicas, pass: &Pass<'_>, replica: &Replica) {
     let services = pass.children.services_of(replica.rtype);
     for (&index, &svc) in &services {
         if index >= replica.replicas && !is_terminating(svc) {
-            out.actions.push(Action::DeleteService(ChildRef::of(svc)));
+            out.changes.push(Change::DeleteService(ChildRef::of(svc)));
         }
     }
     let missing = (0..replica.replicas).filter(|i| !services.contains_key(i));
@@ -287,7 +287,7 @@ fn reconcile_services(out: &mut Replicas, pass: &Pass<'_>, replica: &Replica) {
         }
         if out.name_free(pass, "Service", replica, index) && out.creates.take(0) {
             let svc = desired_service(&pass.id, replica, index);
-            out.actions.push(Action::CreateService(Box::new(svc)));
+            out.changes.push(Change::CreateService(Box::new(svc)));
         }
     }
 }
@@ -361,11 +361,11 @@ mod tests {
     }
 
     fn pod_actions(r: &Replicas) -> Vec<String> {
-        r.actions
+        r.changes
             .iter()
             .filter_map(|a| match a {
-                Action::CreatePod(p) => Some(format!("create {}", p.name_any())),
-                Action::DeletePod(c) => Some(format!("delete {}", c.name)),
+                Change::CreatePod(p) => Some(format!("create {}", p.name_any())),
+                Change::DeletePod(c) => Some(format!("delete {}", c.name)),
                 _ => None,
             })
             .collect()
@@ -382,9 +382,9 @@ mod tests {
             vec!["create j-worker-1", "create j-worker-2"]
         );
         let services = r
-            .actions
+            .changes
             .iter()
-            .filter(|a| matches!(a, Action::CreateService(_)));
+            .filter(|a| matches!(a, Change::CreateService(_)));
         assert_eq!(services.count(), 3, "no service observed: one per index");
     }
 
@@ -399,10 +399,10 @@ mod tests {
         let pass = Pass::start(&job, &[], &[], Timestamp::UNIX_EPOCH);
         let budget = RestartBudget::of(&pass.status, &spec, &pass.children, None);
         reconcile(&pass, &spec, &cfg, budget)
-            .actions
+            .changes
             .iter()
             .filter_map(|a| match a {
-                Action::CreatePod(p) => Some(tf_config_len(p)),
+                Change::CreatePod(p) => Some(tf_config_len(p)),
                 _ => None,
             })
             .collect()

@@ -1,7 +1,9 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, with kube-lease-manager.
 //!
 //! Every replica runs its watches (a standby keeps warm caches); only the one holding the Lease
-//! acts. The [`LeaderGate`] is what the controller asks before it writes anything:
+//! acts. The [`LeaderGate`] is what the client asks before any write leaves the process
+//! (`runtime::client`'s leader gate layer), and what the controller asks before it starts a
+//! reconcile:
 //!
 //! - it opens when this replica takes the Lease, and every renewal (seen on a watch of the
 //!   Lease) keeps it open until `renewTime + LEASE_SECONDS - FENCE_MARGIN` by our own clock —
@@ -9,6 +11,9 @@
 //! - it closes by itself when that moment passes without a renewal (a partitioned leader stops
 //!   acting before anyone else can take the Lease), and the election loop then exits with
 //!   [`LostLease`] so Kubernetes restarts the pod;
+//! - it closes at once when the watch of the Lease shows another holder (a leader that was
+//!   paused and resumes learns it from the watch, and writes nothing meanwhile because its own
+//!   clock has passed the moment above);
 //! - on shutdown the Lease is released, and a standby that sees it free tries at once instead
 //!   of sleeping until it would have expired: handover within about a second.
 
@@ -44,6 +49,8 @@ pub struct LeaderGate {
 struct GateState {
     elect: bool,
     leader: AtomicBool,
+    /// Set once the Lease was seen held by another replica; never cleared (the process exits).
+    revoked: AtomicBool,
     /// Unix milliseconds until which the leader may act.
     valid_until: AtomicI64,
     /// Counts acquisitions of the Lease (the controller reconciles every job on each).
@@ -51,11 +58,17 @@ struct GateState {
 }
 
 impl LeaderGate {
+    /// The gate of a replica that campaigns for the Lease: closed until it takes it.
+    pub fn for_election() -> Self {
+        Self::new(true)
+    }
+
     fn new(elect: bool) -> Self {
         Self {
             state: Arc::new(GateState {
                 elect,
                 leader: AtomicBool::new(false),
+                revoked: AtomicBool::new(false),
                 valid_until: AtomicI64::new(0),
                 acquired: watch::Sender::new(0),
             }),
@@ -73,6 +86,7 @@ impl LeaderGate {
             return true;
         }
         self.state.leader.load(Ordering::Acquire)
+            && !self.state.revoked.load(Ordering::Acquire)
             && Timestamp::now().as_millisecond() < self.state.valid_until.load(Ordering::Acquire)
     }
 
@@ -96,6 +110,19 @@ impl LeaderGate {
         let until =
             renewed_at.as_millisecond() + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
         self.state.valid_until.fetch_max(until, Ordering::AcqRel);
+    }
+
+    /// Closes the gate for good: the Lease names another holder. The campaign notices it on
+    /// its next check and ends with [`LostLease`].
+    pub fn revoke(&self) {
+        self.state.revoked.store(true, Ordering::Release);
+        self.state.valid_until.store(0, Ordering::Release);
+    }
+
+    /// Opens the gate as if the Lease had just been taken (tests of what the gate guards).
+    #[cfg(test)]
+    pub fn open_for_test(&self) {
+        self.take(Timestamp::now());
     }
 
     fn step_down(&self) {
@@ -124,27 +151,23 @@ pub struct Election {
     pub identity: String,
 }
 
-/// A gate for `election` (closed until the Lease is taken) and the campaign that runs the
-/// election; the campaign fails with [`LostLease`] when a leader loses the Lease or cannot
-/// renew it. `None`: no leader election, the gate is always open.
-pub async fn start(
+/// The campaign for `election`, opening and closing `gate` (made with
+/// [`LeaderGate::for_election`]). `client` writes the Lease: it must not be gated by `gate`.
+/// The campaign fails with [`LostLease`] when a leader loses the Lease or cannot renew it.
+pub async fn campaign(
     client: Client,
-    election: Option<Election>,
+    election: Election,
+    gate: LeaderGate,
     metrics: Arc<Metrics>,
-) -> Result<(LeaderGate, Option<Campaign>), kube_lease_manager::LeaseManagerError> {
-    let Some(election) = election else {
-        return Ok((LeaderGate::always_open(), None));
-    };
+) -> Result<Campaign, kube_lease_manager::LeaseManagerError> {
     let manager = lease_manager(&client, &election).await?;
-    let gate = LeaderGate::new(true);
-    let campaign = Campaign {
+    Ok(Campaign {
         client,
         election,
         manager,
-        gate: gate.clone(),
+        gate,
         metrics,
-    };
-    Ok((gate, Some(campaign)))
+    })
 }
 
 /// A lease manager for `election`, with the Lease's current state read fresh.
@@ -215,6 +238,12 @@ impl Campaign {
                     Ok(fresh) => self.manager = fresh,
                     Err(e) => warn!(error = %e, "leader election: re-reading the Lease"),
                 },
+                Wake::Expired if self.gate.state.revoked.load(Ordering::Acquire) => {
+                    return Err(LostLease(format!(
+                        "the leader Lease {}/{} names another holder; stopped acting",
+                        self.election.namespace, self.election.lease
+                    )));
+                }
                 Wake::Expired => {
                     return Err(LostLease(format!(
                         "could not renew the leader Lease {}/{} in time; stopped acting before it expired",
@@ -297,7 +326,12 @@ async fn observe_lease(client: Client, election: Election, gate: LeaderGate, fre
                     gate.extend(renewed.0);
                 }
             }
-            Some(holder) if !holder.is_empty() => {}
+            Some(holder) if !holder.is_empty() => {
+                if gate.is_leader() {
+                    warn!(%holder, "the leader Lease names another holder; writing nothing more");
+                    gate.revoke();
+                }
+            }
             _ => freed.notify_one(),
         }
     }
@@ -323,5 +357,10 @@ mod tests {
         gate.step_down();
         assert!(!gate.may_act());
         assert!(LeaderGate::always_open().may_act());
+        let revoked = LeaderGate::new(true);
+        revoked.take(Timestamp::now());
+        revoked.revoke();
+        revoked.extend(Timestamp::now());
+        assert!(!revoked.may_act(), "another holder: closed for good");
     }
 }

@@ -1,13 +1,11 @@
-//! The pod and service caches indexed by the job they belong to (their job-name label), so that
-//! a reconcile finds its job's children without scanning every cached object: the lookup costs
+//! A child cache's index by the job its objects belong to (their job-name label), so that a
+//! reconcile finds its job's children without scanning every cached object: the lookup costs
 //! the job's own children, whether the cache holds 30 objects or 30,000.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
 use crate::api::ObservedChild;
@@ -18,7 +16,7 @@ type Key = (String, String);
 /// Which cached children carry which job's name label, kept up to date from the watch events
 /// that fill the cache.
 #[derive(Default)]
-pub struct JobIndex {
+pub(super) struct JobIndex {
     state: Mutex<State>,
 }
 
@@ -86,7 +84,7 @@ impl JobIndex {
     }
 
     /// Takes in one event of the watch that fills the cache.
-    pub fn observe<K: ObservedChild>(&self, event: &watcher::Event<K>) {
+    pub(super) fn observe<K: ObservedChild>(&self, event: &watcher::Event<K>) {
         let mut state = self.state();
         match event {
             watcher::Event::Init => state.relist = Some(Entries::default()),
@@ -107,7 +105,7 @@ impl JobIndex {
     }
 
     /// The names of the children of job `job` in `namespace`.
-    pub fn children(&self, namespace: &str, job: &str) -> Vec<String> {
+    pub(super) fn children(&self, namespace: &str, job: &str) -> Vec<String> {
         let key = (namespace.to_string(), job.to_string());
         self.state()
             .live
@@ -115,29 +113,6 @@ impl JobIndex {
             .get(&key)
             .map(|names| names.iter().cloned().collect())
             .unwrap_or_default()
-    }
-}
-
-/// A reflector's cache with its [`JobIndex`].
-#[derive(Clone)]
-pub struct IndexedStore<K: Resource<DynamicType = ()> + Clone + 'static> {
-    /// The cache.
-    pub store: Store<K>,
-    /// Its index by job.
-    pub index: Arc<JobIndex>,
-}
-
-impl<K: ObservedChild<DynamicType = ()> + Clone + 'static> IndexedStore<K> {
-    /// The cached children of job `job` in `namespace` (those still labelled with its name).
-    pub fn children_of(&self, namespace: &str, job: &str) -> Vec<Arc<K>> {
-        self.index
-            .children(namespace, job)
-            .into_iter()
-            .filter_map(|name| self.store.get(&ObjectRef::new(&name).within(namespace)))
-            // The store takes a watch event just before the index does: a child relabelled
-            // in between is still listed under its old job here.
-            .filter(|obj| job_label(obj.as_ref()).is_some_and(|n| n == job))
-            .collect()
     }
 }
 

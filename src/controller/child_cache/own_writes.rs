@@ -7,12 +7,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Resource, ResourceExt};
+
+use crate::controller::timing::OWN_WRITE_TRUSTED_FOR;
 
 /// A resourceVersion as a number (an etcd revision), when it is one. Only used to tell which of
 /// two copies of an object is newer; anything else falls back to trusting the cache.
@@ -21,26 +22,8 @@ pub fn parse_revision(rv: Option<&str>) -> Option<u64> {
 }
 
 /// An object's resourceVersion as a number, when it is one.
-pub fn revision<K: Resource>(obj: &K) -> Option<u64> {
+fn revision<K: Resource>(obj: &K) -> Option<u64> {
     parse_revision(obj.meta().resource_version.as_deref())
-}
-
-/// The highest resource version a watch has delivered to its store.
-#[derive(Clone, Debug, Default)]
-pub struct SeenRevision(Arc<AtomicU64>);
-
-impl SeenRevision {
-    /// Notes that the store now reflects `obj`.
-    pub fn observe<K: Resource>(&self, obj: &K) {
-        if let Some(rv) = revision(obj) {
-            self.0.fetch_max(rv, Ordering::Relaxed);
-        }
-    }
-
-    /// The highest revision delivered so far.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
 }
 
 /// What we last did to one child.
@@ -58,13 +41,9 @@ struct Entry<K> {
     at: Instant,
 }
 
-/// Entries older than this are dropped even if the watch never confirmed them: after that the
-/// cache is trusted again, as it would be without this overlay.
-const MAX_AGE: Duration = Duration::from_secs(60);
-
 /// Our writes of one kind of child of one job, by child name.
 #[derive(Debug)]
-pub struct OwnWrites<K> {
+pub(super) struct OwnWrites<K> {
     entries: HashMap<String, Entry<K>>,
 }
 
@@ -86,13 +65,13 @@ impl<K: Resource + Clone> OwnWrites<K> {
     }
 
     /// Records an object as created (the API server's response, trimmed like the cache).
-    pub fn stored(&mut self, obj: K) {
+    pub(super) fn stored(&mut self, obj: K) {
         let name = obj.name_any();
         self.record(name, Written::Stored(Arc::new(obj)));
     }
 
     /// Records the answer to a delete: the object when it is still terminating, else gone.
-    pub fn deleted(&mut self, name: &str, uid: Option<String>, returned: Option<K>) {
+    pub(super) fn deleted(&mut self, name: &str, uid: Option<String>, returned: Option<K>) {
         let written = match returned {
             Some(mut obj) => {
                 // Deleted at once or terminating: either way it must not count as live.
@@ -107,18 +86,19 @@ impl<K: Resource + Clone> OwnWrites<K> {
     }
 
     /// Whether nothing is waiting for the cache to catch up.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// The job's children as the cache shows them, corrected by our writes the cache has not
     /// caught up with yet (`seen`: how far the watch has delivered). Confirmed writes are
     /// dropped.
-    pub fn overlay(&mut self, cached: Vec<Arc<K>>, seen: u64) -> Vec<Arc<K>> {
+    pub(super) fn overlay(&mut self, cached: Vec<Arc<K>>, seen: u64) -> Vec<Arc<K>> {
         if self.entries.is_empty() {
             return cached;
         }
-        self.entries.retain(|_, e| e.at.elapsed() < MAX_AGE);
+        self.entries
+            .retain(|_, e| e.at.elapsed() < OWN_WRITE_TRUSTED_FOR);
         let mut result = Vec::with_capacity(cached.len() + self.entries.len());
         let mut in_cache = HashSet::new();
         for obj in cached {

@@ -1,0 +1,195 @@
+//! What the controller says about the changes it sent: the events upstream publishes for them
+//! (`SuccessfulCreatePod`, `FailedDeleteService`, ...), from the applier's report of what became
+//! of each change, filtered by what the caller wants announced.
+
+use super::{EventKind, JobEvent};
+
+/// What was done to a child (or to the job itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    /// Created.
+    Create,
+    /// Deleted (gracefully or forced).
+    Delete,
+    /// Made the job its controller.
+    Adopt,
+}
+
+/// What became of one change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// The API server made it.
+    Done,
+    /// Nothing to do: done already (AlreadyExists, NotFound) or overtaken (the object was
+    /// replaced or claimed meanwhile); the next pass sees which.
+    Settled,
+    /// Not sent or refused quietly: the namespace is being deleted, with everything in it.
+    NamespaceTerminating,
+    /// Not sent: this replica is not the leader (any more).
+    NotSent,
+    /// Refused, with the API server's (or the client's) message.
+    Failed(String),
+}
+
+/// The applier's report on one change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// What was asked.
+    pub verb: Verb,
+    /// The API kind of the object (`Pod`, `Service`, `TFJob`).
+    pub kind: &'static str,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// What became of it.
+    pub effect: Effect,
+}
+
+/// Which events of the applied changes are published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Announce {
+    /// Every event: creates, deletes and adoptions (`SuccessfulCreatePod`, ...) and failures.
+    Everything,
+    /// Failures only. A deleted job's cleanup: Normal events about a job that is going away
+    /// would cost a request per child and tell nobody anything.
+    FailuresOnly,
+}
+
+/// The events to publish for `applied`, in order.
+pub fn events(applied: &[Applied], announce: Announce) -> Vec<JobEvent> {
+    applied
+        .iter()
+        .filter_map(|a| match &a.effect {
+            Effect::Done if announce == Announce::Everything => Some(done(a)),
+            Effect::Failed(error) => Some(failed(a, error)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How upstream's events name a kind: the suffix of reasons, and the noun in messages.
+fn names(kind: &'static str) -> (&'static str, String) {
+    match kind {
+        "TFJob" => ("Job", "job".into()),
+        other => (other, other.to_lowercase()),
+    }
+}
+
+fn done(a: &Applied) -> JobEvent {
+    let (suffix, noun) = names(a.kind);
+    let name = &a.name;
+    let (reason, message) = match a.verb {
+        Verb::Create => (
+            format!("SuccessfulCreate{suffix}"),
+            format!("Created {noun}: {name}"),
+        ),
+        Verb::Delete => (
+            format!("SuccessfulDelete{suffix}"),
+            format!("Deleted {noun}: {name}"),
+        ),
+        Verb::Adopt => (
+            format!("Adopted{suffix}"),
+            format!("Adopted {noun} {name}, which had the job's labels and no controller"),
+        ),
+    };
+    JobEvent {
+        kind: EventKind::Normal,
+        reason,
+        message,
+        related: Some((a.kind, name.clone())),
+    }
+}
+
+/// What was tried, as messages and logs say it: "creating pod ns/j-worker-0",
+/// "deleting TFJob ns/j".
+pub fn describe(verb: Verb, kind: &str, namespace: &str, name: &str) -> String {
+    let doing = match verb {
+        Verb::Create => "creating",
+        Verb::Delete => "deleting",
+        Verb::Adopt => "adopting",
+    };
+    let noun = if kind == "TFJob" {
+        kind.to_string()
+    } else {
+        kind.to_lowercase()
+    };
+    format!("{doing} {noun} {namespace}/{name}")
+}
+
+fn failed(a: &Applied, error: &str) -> JobEvent {
+    let (suffix, _) = names(a.kind);
+    JobEvent {
+        kind: EventKind::Warning,
+        reason: format!("Failed{:?}{suffix}", a.verb),
+        message: format!(
+            "Error {}: {error}",
+            describe(a.verb, a.kind, &a.namespace, &a.name)
+        ),
+        related: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(verb: Verb, kind: &'static str, name: &str, effect: Effect) -> Applied {
+        Applied {
+            verb,
+            kind,
+            namespace: "ns".into(),
+            name: name.into(),
+            effect,
+        }
+    }
+
+    #[test]
+    fn every_change_done_is_announced_as_upstream_names_it() {
+        let report = [
+            applied(Verb::Create, "Pod", "j-worker-0", Effect::Done),
+            applied(Verb::Delete, "Service", "j-ps-0", Effect::Done),
+            applied(Verb::Adopt, "Pod", "j-ps-0", Effect::Done),
+            applied(Verb::Delete, "TFJob", "j", Effect::Done),
+        ];
+        let said: Vec<(String, String)> = events(&report, Announce::Everything)
+            .into_iter()
+            .map(|e| (e.reason, e.message))
+            .collect();
+        let expected = [
+            ("SuccessfulCreatePod", "Created pod: j-worker-0"),
+            ("SuccessfulDeleteService", "Deleted service: j-ps-0"),
+            (
+                "AdoptedPod",
+                "Adopted pod j-ps-0, which had the job's labels and no controller",
+            ),
+            ("SuccessfulDeleteJob", "Deleted job: j"),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(r, m)| (r.to_string(), m.to_string()))
+            .collect();
+        assert_eq!(said, expected);
+        let first = &events(&report, Announce::Everything)[0];
+        assert_eq!(first.related, Some(("Pod", "j-worker-0".to_string())));
+    }
+
+    #[test]
+    fn failures_are_warnings_that_say_what_failed_and_are_always_announced() {
+        let report = [
+            applied(Verb::Create, "Pod", "a", Effect::Done),
+            applied(Verb::Create, "Pod", "b", Effect::Failed("quota".into())),
+            applied(Verb::Delete, "TFJob", "j", Effect::Failed("gone".into())),
+            applied(Verb::Delete, "Pod", "c", Effect::Settled),
+            applied(Verb::Create, "Pod", "d", Effect::NamespaceTerminating),
+        ];
+        let said = events(&report, Announce::FailuresOnly);
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert_eq!(said[0].kind, EventKind::Warning);
+        assert_eq!(said[0].reason, "FailedCreatePod");
+        assert_eq!(said[0].message, "Error creating pod ns/b: quota");
+        assert_eq!(said[1].reason, "FailedDeleteJob");
+        assert_eq!(said[1].message, "Error deleting TFJob ns/j: gone");
+        assert_eq!(events(&report, Announce::Everything).len(), 3);
+    }
+}

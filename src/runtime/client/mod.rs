@@ -1,0 +1,130 @@
+//! The Kubernetes client: kube's default stack with four small layers of ours in front, each
+//! one concern and one module, in the order a request passes them:
+//!
+//! 1. [`request_metrics`]: counts every request by verb and response code
+//!    (`tfjob_operator_api_requests_total`);
+//! 2. [`rate`]: holds requests to a client-side rate (`--kube-api-qps`, `--kube-api-burst`), a
+//!    token bucket like client-go's, which kube does not have;
+//! 3. [`in_flight`]: holds requests beyond `--kube-api-max-in-flight` until one in flight is
+//!    answered (a watch gives its permit back as it is sent);
+//! 4. [`leader_gate`]: refuses every write (POST, PUT, PATCH, DELETE; events included) while
+//!    this replica is not the leader. It sits last, next to the wire, so a write that waited
+//!    for a token or a permit is checked when it is actually sent, and no code path can
+//!    forget to ask.
+//!
+//! The leader election itself talks to the API server through a client without the gate
+//! ([`build_ungated`]): it must write the Lease to become the leader.
+
+mod in_flight;
+mod leader_gate;
+mod rate;
+mod request_metrics;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use kube::client::ClientBuilder;
+
+pub use leader_gate::{LeaderGateLayer, NotLeader, is_refused_write};
+pub use rate::RateLimit;
+
+use super::leader::LeaderGate;
+use super::metrics::Metrics;
+
+/// The client-side bounds on API requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ClientLimits {
+    /// Requests per second, if limited.
+    pub rate: Option<RateLimit>,
+    /// Requests in flight at once (watches excluded), if limited.
+    pub max_in_flight: Option<usize>,
+}
+
+/// The error every layer of ours answers with (kube's stack answers with it too).
+type BoxError = tower::BoxError;
+
+/// A boxed future, as the layers return from `call`.
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The operator's client from KUBECONFIG or the in-cluster config: kube's stack, with our
+/// layers in front (see the module docs). Writes pass only while `gate` is open.
+pub async fn build(
+    limits: ClientLimits,
+    metrics: Arc<Metrics>,
+    gate: LeaderGate,
+) -> Result<kube::Client, kube::Error> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    let client = ClientBuilder::try_from(config)?
+        .with_layer(&leader_gate::LeaderGateLayer::new(gate))
+        .with_layer(&in_flight::InFlightLayer::new(limits.max_in_flight))
+        .with_layer(&rate::RateLayer::new(limits.rate))
+        .with_layer(&request_metrics::RequestMetricsLayer::new(metrics))
+        .build();
+    Ok(client)
+}
+
+/// A client with the request metrics only: for the leader election, which writes the Lease
+/// before this replica may write anything else, and must not wait behind the controller's
+/// requests to renew it.
+pub async fn build_ungated(metrics: Arc<Metrics>) -> Result<kube::Client, kube::Error> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    let client = ClientBuilder::try_from(config)?
+        .with_layer(&request_metrics::RequestMetricsLayer::new(metrics))
+        .build();
+    Ok(client)
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! What the layers' tests share: a mock service behind a layer, and a bounded wait.
+
+    use std::time::Duration;
+
+    use http::{Request, Response};
+    use tower::Service;
+
+    /// Waits until `client` is ready to send; panics with `what` after 5 s.
+    pub async fn ready_within_5s<S>(client: &mut S, what: &str)
+    where
+        S: Service<Request<()>>,
+        S::Error: std::fmt::Debug,
+    {
+        let ready = futures::future::poll_fn(|cx| client.poll_ready(cx));
+        tokio::time::timeout(Duration::from_secs(5), ready)
+            .await
+            .expect(what)
+            .expect("ready");
+    }
+
+    /// Whether `client` stays unready for 200 ms.
+    pub async fn stays_unready<S>(client: &mut S) -> bool
+    where
+        S: Service<Request<()>>,
+    {
+        let ready = futures::future::poll_fn(|cx| client.poll_ready(cx));
+        tokio::time::timeout(Duration::from_millis(200), ready)
+            .await
+            .is_err()
+    }
+
+    /// A request with `method` to `uri`.
+    pub fn request(method: &str, uri: &str) -> Request<()> {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(())
+            .expect("a request")
+    }
+
+    /// An empty answer with `code`.
+    pub fn answer(code: u16) -> Response<()> {
+        let mut response = Response::new(());
+        *response.status_mut() = http::StatusCode::from_u16(code).expect("a status code");
+        response
+    }
+}
