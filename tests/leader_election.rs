@@ -1,6 +1,7 @@
 //! Leader election (issue 14): two operator processes with `--leader-elect`; only the leader
 //! acts, a standby takes over when it is killed (no pod ever created twice), and SIGTERM hands
-//! the Lease over at once.
+//! the Lease over at once. Issue 27: a leader paused past its Lease, whose Lease another holder
+//! took meanwhile, writes nothing when it resumes (the audit log shows it).
 
 mod common;
 
@@ -14,6 +15,7 @@ use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
+use kube::api::PostParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use tfjob_operator::api::builder::tfjob;
 
@@ -156,4 +158,115 @@ async fn sigterm_hands_the_lease_over_in_under_two_seconds() {
     // The new leader acts.
     create_jobs(&t, 0..1).await;
     t.running_pods(2, T).await;
+}
+
+/// The operator user's writes in namespace `ns` that the API server received after `since`, as
+/// "verb resource/name at time", from the audit log (one entry per request).
+fn operator_writes_after(
+    audit: &std::path::Path,
+    ns: &str,
+    since: jiff::Timestamp,
+) -> Vec<String> {
+    let text = std::fs::read_to_string(audit).unwrap_or_default();
+    let mut seen = HashSet::new();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|e| e["user"]["username"] == "tfjob-operator" && e["objectRef"]["namespace"] == ns)
+        .filter(|e| {
+            let verb = e["verb"].as_str().unwrap_or_default();
+            !matches!(verb, "get" | "list" | "watch")
+        })
+        .filter(|e| seen.insert(e["auditID"].as_str().unwrap_or_default().to_string()))
+        .filter_map(|e| {
+            let at: jiff::Timestamp = e["requestReceivedTimestamp"].as_str()?.parse().ok()?;
+            (at > since).then(|| {
+                let object = &e["objectRef"];
+                format!(
+                    "{} {}/{} at {at}",
+                    e["verb"].as_str().unwrap_or_default(),
+                    object["resource"].as_str().unwrap_or_default(),
+                    object["name"].as_str().unwrap_or_default()
+                )
+            })
+        })
+        .collect()
+}
+
+/// How many of the operator user's requests in `ns` the audit log holds so far.
+fn operator_requests(audit: &std::path::Path, ns: &str) -> usize {
+    let text = std::fs::read_to_string(audit).unwrap_or_default();
+    let needle = format!("\"namespace\":\"{ns}\"");
+    text.lines()
+        .filter(|l| l.contains("\"username\":\"tfjob-operator\"") && l.contains(&needle))
+        .count()
+}
+
+/// Waits until the API server has answered everything the (stopped) operator sent: the
+/// operator's audit entries in `ns` stop growing for a second.
+async fn wait_until_answered(audit: &std::path::Path, ns: &str) {
+    let start = Instant::now();
+    let mut count = operator_requests(audit, ns);
+    let mut unchanged_since = Instant::now();
+    while unchanged_since.elapsed() < Duration::from_secs(1) {
+        assert!(start.elapsed() < T, "the audit log kept growing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = operator_requests(audit, ns);
+        if now != count {
+            count = now;
+            unchanged_since = Instant::now();
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
+async fn a_leader_paused_past_its_lease_writes_nothing_once_another_holder_has_it() {
+    const JOBS: usize = 30;
+    let t = TestNs::new("fenced").await;
+    let audit = t.dir.join("logs/audit.log");
+    let mut a = Replica::start(&t);
+    wait_holder(&t, &a).await;
+    a.0.wait_ready(T).await;
+    // A burst: the leader is mid-way through it when it is paused.
+    create_jobs(&t, 0..JOBS).await;
+    wait_for(t.pods(), "some pods created", T, |pods| pods.len() >= 10).await;
+    a.0.signal("-STOP");
+    wait_until_answered(&audit, &t.ns).await;
+    let pods_at_pause = t.pods().list(&Default::default()).await.expect("pods").items.len();
+    eprintln!("paused with {pods_at_pause} of {} pods created", 2 * JOBS);
+    assert!(pods_at_pause < 2 * JOBS, "the burst was over before the pause");
+
+    // Another replica takes the Lease (as a standby would once it expired).
+    let leases: Api<Lease> = t.api();
+    let mut lease = leases.get(LEASE).await.expect("the Lease");
+    let spec = lease.spec.get_or_insert_default();
+    let last_renewal = spec.renew_time.clone().expect("renewed").0;
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(jiff::Timestamp::now());
+    spec.holder_identity = Some("another-replica".into());
+    spec.acquire_time = Some(now.clone());
+    spec.renew_time = Some(now);
+    leases
+        .replace(LEASE, &PostParams::default(), &lease)
+        .await
+        .expect("the Lease taken over");
+    let moment = jiff::Timestamp::now();
+
+    // Paused past its Lease: by its own clock, its last renewal is older than the Lease.
+    let expired = last_renewal + jiff::SignedDuration::from_secs(15);
+    if let Ok(left) = Duration::try_from(expired - jiff::Timestamp::now()) {
+        tokio::time::sleep(left).await;
+    }
+    a.0.signal("-CONT");
+    let exit = tokio::task::spawn_blocking(move || a.0.child.wait())
+        .await
+        .expect("joined")
+        .expect("exit status");
+    assert!(!exit.success(), "a leader that lost its Lease exits to be restarted: {exit}");
+    // Every request it sent is in the audit log by the time it has exited and the log is quiet.
+    wait_until_answered(&audit, &t.ns).await;
+    let late = operator_writes_after(&audit, &t.ns, moment);
+    assert!(
+        late.is_empty(),
+        "writes by the old leader after another holder took the Lease: {late:#?}"
+    );
 }
