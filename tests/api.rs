@@ -98,8 +98,22 @@ fn crd_names_columns_and_subresources() {
     assert!(v.subresources.as_ref().unwrap().status.is_some());
     let cols = v.additional_printer_columns.as_ref().unwrap();
     assert_eq!(cols[0].name, "State");
-    assert_eq!(cols[0].json_path, ".status.conditions[-1:].type");
+    assert_eq!(cols[0].json_path, ".status.state");
     assert_eq!(cols[1].name, "Age");
+    let selectable: Vec<&str> = v
+        .selectable_fields
+        .iter()
+        .flatten()
+        .map(|f| f.json_path.as_str())
+        .collect();
+    assert_eq!(
+        selectable,
+        [
+            ".status.state",
+            ".spec.runPolicy.schedulingPolicy.queue",
+            ".spec.runPolicy.managedBy"
+        ]
+    );
 }
 
 fn crd_schema() -> Value {

@@ -162,11 +162,7 @@ async fn sigterm_hands_the_lease_over_in_under_two_seconds() {
 
 /// The operator user's writes in namespace `ns` that the API server received after `since`, as
 /// "verb resource/name at time", from the audit log (one entry per request).
-fn operator_writes_after(
-    audit: &std::path::Path,
-    ns: &str,
-    since: jiff::Timestamp,
-) -> Vec<String> {
+fn operator_writes_after(audit: &std::path::Path, ns: &str, since: jiff::Timestamp) -> Vec<String> {
     let text = std::fs::read_to_string(audit).unwrap_or_default();
     let mut seen = HashSet::new();
     text.lines()
@@ -232,9 +228,18 @@ async fn a_leader_paused_past_its_lease_writes_nothing_once_another_holder_has_i
     wait_for(t.pods(), "some pods created", T, |pods| pods.len() >= 10).await;
     a.0.signal("-STOP");
     wait_until_answered(&audit, &t.ns).await;
-    let pods_at_pause = t.pods().list(&Default::default()).await.expect("pods").items.len();
+    let pods_at_pause = t
+        .pods()
+        .list(&Default::default())
+        .await
+        .expect("pods")
+        .items
+        .len();
     eprintln!("paused with {pods_at_pause} of {} pods created", 2 * JOBS);
-    assert!(pods_at_pause < 2 * JOBS, "the burst was over before the pause");
+    assert!(
+        pods_at_pause < 2 * JOBS,
+        "the burst was over before the pause"
+    );
 
     // Another replica takes the Lease (as a standby would once it expired).
     let leases: Api<Lease> = t.api();
@@ -261,7 +266,10 @@ async fn a_leader_paused_past_its_lease_writes_nothing_once_another_holder_has_i
         .await
         .expect("joined")
         .expect("exit status");
-    assert!(!exit.success(), "a leader that lost its Lease exits to be restarted: {exit}");
+    assert!(
+        !exit.success(),
+        "a leader that lost its Lease exits to be restarted: {exit}"
+    );
     // Every request it sent is in the audit log by the time it has exited and the log is quiet.
     wait_until_answered(&audit, &t.ns).await;
     let late = operator_writes_after(&audit, &t.ns, moment);

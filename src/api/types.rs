@@ -25,11 +25,10 @@ use serde::{Deserialize, Serialize};
     category = "kubeflow",
     doc = "A TFJob runs a distributed TensorFlow training job: a Pod and a headless Service per replica of each replica type (PS, Worker, Chief, Master, Evaluator), with TF_CONFIG describing the cluster to every TensorFlow process.",
     derive = "PartialEq",
-    printcolumn(
-        name = "State",
-        type_ = "string",
-        json_path = ".status.conditions[-1:].type"
-    ),
+    selectable = ".status.state",
+    selectable = ".spec.runPolicy.schedulingPolicy.queue",
+    selectable = ".spec.runPolicy.managedBy",
+    printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -243,6 +242,14 @@ pub struct SchedulingPolicy {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TFJobStatus {
+    /// The job's state in one word: Created, Running, Restarting, Succeeded, Failed or
+    /// Suspended — the type of its newest condition that is True (so a resumed job says Running
+    /// again once its pods run, not Suspended). Written with the conditions. Selectable:
+    /// `kubectl get tfjobs --field-selector status.state=Running`, or delete every finished job
+    /// with `kubectl delete tfjobs --field-selector status.state=Succeeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+
     /// The job's conditions (Created, Running, Restarting, Succeeded, Failed, Suspended), the
     /// newest last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

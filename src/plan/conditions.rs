@@ -56,6 +56,18 @@ pub fn is_true(status: &TFJobStatus, type_: &str) -> bool {
     get(status, type_).is_some_and(|c| c.status == "True")
 }
 
+/// The job's state word (`status.state`): the type of its newest condition that is True.
+/// Upstream's `State` column prints the newest condition whatever its status, so a resumed job
+/// (newest: `Suspended=False`) read `Suspended` there (kubeflow/trainer#3666).
+pub fn state(status: &TFJobStatus) -> Option<String> {
+    status
+        .conditions
+        .iter()
+        .rev()
+        .find(|c| c.status == "True")
+        .map(|c| c.type_.clone())
+}
+
 /// Whether the job has Succeeded or Failed.
 pub fn is_finished(status: &TFJobStatus) -> bool {
     is_true(status, kind::SUCCEEDED) || is_true(status, kind::FAILED)

@@ -132,8 +132,10 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// The plan, with the status if it changed. `may_wait` is the batching verdict for it.
+    /// The plan, with the status if it changed (its state word follows its conditions).
+    /// `may_wait` is the batching verdict for it.
     pub fn into_plan(mut self, may_wait: bool) -> Plan {
+        self.status.state = conditions::state(&self.status);
         if self.status != self.stored {
             self.plan.status_may_wait = may_wait;
             self.plan.status = Some(self.status);

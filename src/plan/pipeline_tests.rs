@@ -715,6 +715,58 @@ fn suspend_and_resume() {
 }
 
 #[test]
+fn a_resumed_job_says_running_again_not_suspended() {
+    let state = |p: &Plan| status(p).state.clone().unwrap_or_default();
+    let mut j = job().workers(1).build();
+    run_policy(&mut j).suspend = Some(true);
+    let p = plan(&j, &[], &[], now(), &cfg());
+    assert_eq!(state(&p), "Suspended");
+    j.status = p.status.clone();
+    run_policy(&mut j).suspend = Some(false);
+    let p = plan(&j, &[], &[], now(), &cfg());
+    // The newest condition is Suspended=False: not the word, since it is not True.
+    assert_eq!(last_condition(&p).0, "Suspended");
+    assert_eq!(state(&p), "Created");
+    j.status = p.status.clone();
+    let running = vec![pod(&j, ReplicaType::Worker, 0, "Running", None)];
+    let p = plan(&j, &running, &services(&j), now(), &cfg());
+    assert_eq!(state(&p), "Running");
+}
+
+#[test]
+fn the_state_word_follows_the_conditions_through_a_jobs_life() {
+    let state = |p: &Plan| status(p).state.clone().unwrap_or_default();
+    let mut j = job().workers(1).restart(RestartPolicy::ExitCode).build();
+    let p = plan(&j, &[], &[], now(), &cfg());
+    assert_eq!(state(&p), "Created");
+    j.status = p.status.clone();
+    let running = vec![pod(&j, ReplicaType::Worker, 0, "Running", None)];
+    let p = plan(&j, &running, &services(&j), now(), &cfg());
+    assert_eq!(state(&p), "Running");
+    j.status = p.status.clone();
+    let killed = vec![pod(&j, ReplicaType::Worker, 0, "Failed", Some(137))];
+    let p = plan(&j, &killed, &services(&j), now(), &cfg());
+    assert_eq!(state(&p), "Restarting");
+    j.status = p.status.clone();
+    let done = vec![pod(&j, ReplicaType::Worker, 0, "Succeeded", Some(0))];
+    let p = plan(&j, &done, &services(&j), now(), &cfg());
+    assert_eq!(state(&p), "Succeeded");
+    j.status = p.status.clone();
+    let mut f = job().workers(1).build();
+    f.status = plan(&f, &[], &[], now(), &cfg()).status;
+    let failed = vec![pod(&f, ReplicaType::Worker, 0, "Failed", Some(1))];
+    let p = plan(&f, &failed, &services(&f), now(), &cfg());
+    assert_eq!(state(&p), "Failed");
+    // A status from an operator that wrote no state word gets one, and that alone is a write.
+    let mut old = j.clone();
+    if let Some(s) = old.status.as_mut() {
+        s.state = None;
+    }
+    let p = plan(&old, &done, &services(&old), now(), &cfg());
+    assert_eq!(state(&p), "Succeeded");
+}
+
+#[test]
 fn scale_down_deletes_higher_indices_and_scale_up_creates() {
     let big = started(job().workers(3).build());
     let pods: Vec<_> = (0..3)

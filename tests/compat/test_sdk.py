@@ -193,3 +193,31 @@ def test_delete_job_removes_it_and_its_pods(tc):
         lambda: "sdk-delete" not in [j.metadata.name for j in tc.list_jobs()],
     )
     assert tc.get_job_pod_names("sdk-delete") == []
+
+
+def test_the_seeds_collection_delete_with_a_field_selector(tc, core, custom):
+    """The seed's call, DELETE /apis/kubeflow.org/v1/namespaces/{ns}/tfjobs?fieldSelector=...,
+    from the kubernetes client: every Succeeded job goes, with its pods; nothing else."""
+    tc.create_job(job=tf_job("sdk-finished", workers=1))
+    tc.create_job(job=tf_job("sdk-busy", workers=1))
+    wait(tc, "sdk-busy", "Running")
+    exit_pod(core, "sdk-finished-worker-0", 0)
+    wait(tc, "sdk-finished", "Succeeded")
+    # The SDK reads jobs that carry the state word; the raw object shows it.
+    assert tc.get_job("sdk-finished").status.conditions[-1].type == "Succeeded"
+
+    def states():
+        jobs = custom.list_namespaced_custom_object("kubeflow.org", "v1", NS, "tfjobs")
+        return {j["metadata"]["name"]: j.get("status", {}).get("state") for j in jobs["items"]}
+
+    before = states()
+    assert before["sdk-finished"] == "Succeeded" and before["sdk-busy"] == "Running"
+    finished = {name for name, state in before.items() if state == "Succeeded"}
+    busy_pods = sorted(p.metadata.uid for p in tc.get_job_pods("sdk-busy"))
+    custom.delete_collection_namespaced_custom_object(
+        "kubeflow.org", "v1", NS, "tfjobs", field_selector="status.state=Succeeded"
+    )
+    eventually("the finished jobs gone", lambda: set(states()) == set(before) - finished)
+    for name in finished:
+        eventually(f"the pods of {name} gone", lambda: tc.get_job_pod_names(name) == [])
+    assert sorted(p.metadata.uid for p in tc.get_job_pods("sdk-busy")) == busy_pods

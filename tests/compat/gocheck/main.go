@@ -2,8 +2,9 @@
 // (github.com/kubeflow/training-operator/pkg/apis/kubeflow.org/v1, which Kueue and other Go
 // tools use) through a controller-runtime client, and as raw JSON — and checks that what the
 // Go types decode is what is stored: replica types, runPolicy, status conditions and
-// replicaStatuses. Fields only tfjob-operator writes (replicaStatuses[*].restarts) are the one
-// expected difference: Go clients do not see them.
+// replicaStatuses. Fields only tfjob-operator writes (replicaStatuses[*].restarts and
+// status.state) are the expected difference: Go clients do not see them. status.state is checked
+// against the conditions the Go types decode: the type of the newest one that is True.
 //
 // Usage: gocheck NAMESPACE (KUBECONFIG names the cluster). Prints one line per job and
 // "gocheck: N passed, M failed"; exits non-zero on any mismatch or when there is no TFJob.
@@ -124,7 +125,21 @@ func compare(stored map[string]interface{}, job *kubeflowv1.TFJob) []string {
 	if len(statuses) != len(job.Status.ReplicaStatuses) {
 		problems = append(problems, fmt.Sprintf("replicaStatuses: stored %v, decoded %d", keys(statuses), len(job.Status.ReplicaStatuses)))
 	}
+	word, _ := status["state"].(string)
+	if newest := newestTrue(job.Status.Conditions); word != newest {
+		problems = append(problems, fmt.Sprintf("status.state %q, but the newest True condition the Go types decode is %q", word, newest))
+	}
 	return problems
+}
+
+// newestTrue is the type of the newest condition whose status is True ("" when none is).
+func newestTrue(conditions []kubeflowv1.JobCondition) string {
+	for i := len(conditions) - 1; i >= 0; i-- {
+		if conditions[i].Status == "True" {
+			return string(conditions[i].Type)
+		}
+	}
+	return ""
 }
 
 // asJSON is what the Go value serializes to, as generic JSON.
