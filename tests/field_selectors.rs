@@ -26,23 +26,28 @@ fn state(job: &TFJob) -> &str {
         .unwrap_or("")
 }
 
-/// `kubectl ARGS -n <ns>` on the test's control plane.
-fn kubectl(t: &TestNs, args: &[&str]) -> Output {
-    Command::new(t.dir.join("bin/kubectl"))
+/// `kubectl ARGS -n <ns>` on the test's control plane, off the test's runtime (the operator
+/// runs on it, and `kubectl delete` waits for it to release the jobs).
+async fn kubectl(t: &TestNs, args: &[&str]) -> Output {
+    let mut command = Command::new(t.dir.join("bin/kubectl"));
+    command
         .arg("--kubeconfig")
         .arg(t.dir.join("kubeconfig"))
         .args(args)
-        .args(["-n", &t.ns])
-        .output()
+        .args(["-n", &t.ns]);
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("joined")
         .expect("kubectl runs")
 }
 
 /// The job names `kubectl get tfjobs --field-selector SELECTOR` prints, sorted.
-fn selected(t: &TestNs, selector: &str) -> Vec<String> {
+async fn selected(t: &TestNs, selector: &str) -> Vec<String> {
     let out = kubectl(
         t,
         &["get", "tfjobs", "--field-selector", selector, "-o", "name"],
-    );
+    )
+    .await;
     assert!(
         out.status.success(),
         "{}",
@@ -128,17 +133,21 @@ async fn jobs_in_every_state(t: &TestNs) {
 }
 
 /// `kubectl delete tfjobs ARGS` deletes exactly `deleted` (it waits until they are gone).
-fn delete_selected(t: &TestNs, args: &[&str], deleted: &str) {
+async fn delete_selected(t: &TestNs, args: &[&str], deleted: &str) {
     let mut all = vec!["delete", "tfjobs"];
     all.extend(args);
-    let out = kubectl(t, &all);
+    let out = kubectl(t, &all).await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert_eq!(said, format!("tfjob.kubeflow.org \"{deleted}\" deleted"));
+    let ns = &t.ns;
+    assert_eq!(
+        said,
+        format!("tfjob.kubeflow.org \"{deleted}\" deleted from {ns} namespace")
+    );
 }
 
 /// Waits until no pod and no service of job `job` is left.
@@ -164,17 +173,20 @@ async fn jobs_are_listed_by_state_and_queue_and_undeclared_fields_are_refused() 
     let t = TestNs::new("select-get").await;
     let op = t.operator();
     jobs_in_every_state(&t).await;
-    assert_eq!(selected(&t, "status.state=Succeeded"), ["done-a", "done-b"]);
     assert_eq!(
-        selected(&t, "status.state!=Succeeded,status.state!=Failed"),
+        selected(&t, "status.state=Succeeded").await,
+        ["done-a", "done-b"]
+    );
+    assert_eq!(
+        selected(&t, "status.state!=Succeeded,status.state!=Failed").await,
         ["created", "running", "suspended"]
     );
     assert_eq!(
-        selected(&t, "spec.runPolicy.schedulingPolicy.queue=team-a"),
+        selected(&t, "spec.runPolicy.schedulingPolicy.queue=team-a").await,
         ["running"]
     );
     let undeclared = "spec.runPolicy.backoffLimit=3";
-    let refused = kubectl(&t, &["get", "tfjobs", "--field-selector", undeclared]);
+    let refused = kubectl(&t, &["get", "tfjobs", "--field-selector", undeclared]).await;
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(
@@ -193,15 +205,16 @@ async fn a_field_selector_deletes_exactly_the_finished_jobs_with_their_children(
     let running_pods = pod_uids(&t, "running-").await;
     // Label and field selectors combined: team b's finished job only.
     let team_b = ["-l", "team=b", "--field-selector", "status.state=Succeeded"];
-    delete_selected(&t, &team_b, "done-b");
+    delete_selected(&t, &team_b, "done-b").await;
     // Then every finished job that is left: field selectors take =, == and != only, so one
     // call per state.
     delete_selected(
         &t,
         &["--field-selector", "status.state=Succeeded"],
         "done-a",
-    );
-    delete_selected(&t, &["--field-selector", "status.state=Failed"], "failed");
+    )
+    .await;
+    delete_selected(&t, &["--field-selector", "status.state=Failed"], "failed").await;
     let jobs = wait_for(t.jobs(), "the finished jobs gone", T, |jobs| {
         jobs.len() == 3
     })
@@ -225,7 +238,7 @@ async fn a_resumed_job_says_running_again_not_suspended() {
     let op = t.operator();
     t.create_job(tfjob("r").workers(1).suspend(true)).await;
     wait_job(&t, "r", "Suspended", T, |j| state(j) == "Suspended").await;
-    assert_eq!(selected(&t, "status.state=Suspended"), ["r"]);
+    assert_eq!(selected(&t, "status.state=Suspended").await, ["r"]);
     let resume = json!({"spec": {"runPolicy": {"suspend": false}}});
     t.jobs()
         .patch("r", &PatchParams::default(), &Patch::Merge(&resume))
@@ -241,9 +254,9 @@ async fn a_resumed_job_says_running_again_not_suspended() {
         "newest condition after the resume: {last:?}; state: {}",
         state(&job)
     );
-    assert_eq!(selected(&t, "status.state=Running"), ["r"]);
+    assert_eq!(selected(&t, "status.state=Running").await, ["r"]);
     // The State column reads the state word.
-    let out = kubectl(&t, &["get", "tfjob", "r", "--no-headers"]);
+    let out = kubectl(&t, &["get", "tfjob", "r", "--no-headers"]).await;
     let line = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(line.split_whitespace().nth(1), Some("Running"), "{line}");
     t.finish(op).await;
