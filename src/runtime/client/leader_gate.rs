@@ -1,6 +1,8 @@
 //! The leader gate at the edge of the process: every write (POST, PUT, PATCH, DELETE) is asked
 //! of the [`LeaderGate`] as it is sent, and refused with [`NotLeader`] while this replica may
-//! not act. Reads (GET, LIST, WATCH) always pass: a standby keeps warm caches.
+//! not act. Reads (GET, LIST, WATCH) always pass: a standby keeps warm caches. So do the POSTs
+//! that store nothing: access reviews (the start-up checks ask what this replica may do before
+//! it leads) and dry runs.
 //!
 //! The check happens in `call`, after every wait of the layers above it (rate, in-flight), so a
 //! write that waited through a Lease loss (a paused process, a stalled VM) is refused when it
@@ -54,9 +56,22 @@ pub struct Gated<S> {
     gate: LeaderGate,
 }
 
-/// Whether a request with `method` changes something in the cluster.
-fn is_write(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+/// Whether `request` changes something in the cluster.
+fn is_write<B>(request: &Request<B>) -> bool {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return false;
+    }
+    let path = request.uri().path();
+    let review = path.starts_with("/apis/authorization.k8s.io/")
+        || path.starts_with("/apis/authentication.k8s.io/");
+    let dry_run = request
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "dryRun=All"));
+    !(review || dry_run)
 }
 
 impl<S, B> Service<Request<B>> for Gated<S>
@@ -75,7 +90,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if is_write(request.method()) && !self.gate.may_act() {
+        if is_write(&request) && !self.gate.may_act() {
             return Box::pin(std::future::ready(Err(NotLeader.into())));
         }
         let response = self.inner.call(request);
@@ -129,6 +144,22 @@ mod tests {
                 "GET /api/v1/namespaces/ns/pods/p",
             ]
         );
+    }
+
+    #[test]
+    fn access_reviews_and_dry_runs_are_not_writes() {
+        let review = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+        assert!(!is_write(&request("POST", review)));
+        assert!(!is_write(&request(
+            "POST",
+            "/api/v1/namespaces/ns/pods?dryRun=All"
+        )));
+        assert!(is_write(&request("POST", "/api/v1/namespaces/ns/pods")));
+        assert!(is_write(&request(
+            "DELETE",
+            "/apis/kubeflow.org/v1/namespaces/ns/tfjobs"
+        )));
+        assert!(!is_write(&request("GET", "/api/v1/pods?watch=true")));
     }
 
     #[test]
