@@ -215,6 +215,9 @@ async fn orphan_propagation_leaves_pods_and_services_ownerless() {
     let op = t.operator();
     t.create_job(job("orph", "a", 2)).await;
     t.running_pods(2, T).await;
+    // Every child first: the garbage collector orphans only the dependents it knows of, and
+    // collects a service created just before the delete (still pointing at the job) with it.
+    wait_for(t.services(), "both services", T, |s| s.len() == 2).await;
     wait_for(t.jobs(), "finalizer", T, |jobs| {
         jobs.iter().all(|j| !j.finalizers().is_empty())
     })

@@ -162,7 +162,8 @@ impl Applier<'_> {
                 cache.deleted(&self.job_uid, name, uid, None);
                 self.report(Verb::Delete, K::KIND, name, Effect::Settled)
             }
-            // Replaced by a newer object of the same name (the UID precondition failed).
+            // Replaced by a newer object of the same name, or changed since we looked (the
+            // preconditions failed): the next pass decides on what it is now.
             Err(e) if is_conflict(&e) => self.report(Verb::Delete, K::KIND, name, Effect::Settled),
             Err(e) => self.refused(Verb::Delete, K::KIND, name, e),
         }
@@ -233,7 +234,7 @@ fn delete_params(child: &ChildRef, grace: Option<u32>) -> DeleteParams {
         grace_period_seconds: grace,
         preconditions: child.uid.clone().map(|uid| Preconditions {
             uid: Some(uid),
-            resource_version: None,
+            resource_version: child.resource_version.clone(),
         }),
         ..DeleteParams::background()
     }

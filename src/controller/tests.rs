@@ -530,3 +530,38 @@ async fn a_lease_lost_during_a_cleanup_keeps_the_finalizer_on_the_job() {
     assert_eq!(after_the_loss(&world, &lost_at), Vec::<String>::new());
     assert_eq!(world.calls.count("PATCH", JOB_PATH), 0, "still held");
 }
+
+#[tokio::test]
+async fn a_cleanup_deletes_children_only_as_it_saw_them() {
+    // The garbage collector orphaned the services (propagationPolicy: Orphan) just before the
+    // job's cleanup ran, and the cache does not show it yet: the deletes carry the revision the
+    // cache showed, and the API server refuses them (409) instead of deleting orphans.
+    let stored = job(RestartPolicy::Never);
+    let mut answer = deleting(&[]);
+    let mut world = World::new(move |call| {
+        if call.method == "DELETE" && call.path.contains("/services/") {
+            return fake_api::refused(409, "Conflict");
+        }
+        answer(call)
+    });
+    world.cache(children(&stored, ["Succeeded", "Succeeded", "Succeeded"]));
+    let result = super::deletion::cleanup(Arc::new(being_deleted(&stored)), &world.ctx).await;
+    assert!(
+        result.is_ok(),
+        "a refused delete is not an error: {result:?}"
+    );
+    let deletes = world.calls.matching("DELETE", "");
+    assert_eq!(deletes.len(), 6);
+    for call in &deletes {
+        assert_eq!(
+            call.body["preconditions"]["resourceVersion"], "5",
+            "{}",
+            call.path
+        );
+    }
+    assert_eq!(
+        world.calls.count("PATCH", JOB_PATH),
+        0,
+        "services still held it"
+    );
+}

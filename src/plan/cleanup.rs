@@ -54,17 +54,19 @@ pub fn plan_cleanup(
         cleanup_pod(&mut plan, pod, now, force_after);
     }
     for svc in services.into_iter().filter(|s| !is_terminating(*s)) {
-        plan.changes.push(Change::DeleteService(ChildRef::of(svc)));
+        plan.changes
+            .push(Change::DeleteService(ChildRef::exactly(svc)));
     }
     plan
 }
 
-/// Deletes a pod; one stuck terminating for `force_after` past its grace period (its node is
+/// Deletes a pod (as observed: if the garbage collector orphaned it meanwhile, the delete fails
+/// and the next pass sees it is not ours); one stuck terminating for `force_after` past its grace period (its node is
 /// lost) is deleted with grace period 0 and a Warning, else looked at again when that time is up.
 fn cleanup_pod(plan: &mut CleanupPlan, pod: &ChildPod, now: Timestamp, force_after: Duration) {
     let child = ChildRef::of(pod);
     let Some(since) = pod.meta().deletion_timestamp.as_ref() else {
-        plan.changes.push(Change::DeletePod(child));
+        plan.changes.push(Change::DeletePod(ChildRef::exactly(pod)));
         return;
     };
     // The deletionTimestamp is when the grace period ends: time past it is time stuck.
@@ -127,6 +129,7 @@ mod tests {
         ObjectMeta {
             name: Some(name.into()),
             uid: Some(format!("uid-{name}")),
+            resource_version: Some("7".into()),
             ..Default::default()
         }
     }
@@ -202,11 +205,13 @@ mod tests {
             vec![
                 Change::DeletePod(ChildRef {
                     name: "a".into(),
-                    uid: Some("uid-a".into())
+                    uid: Some("uid-a".into()),
+                    resource_version: Some("7".into()),
                 }),
                 Change::DeleteService(ChildRef {
                     name: "a".into(),
-                    uid: Some("uid-a".into())
+                    uid: Some("uid-a".into()),
+                    resource_version: Some("7".into()),
                 }),
             ]
         );
@@ -224,7 +229,8 @@ mod tests {
             p.changes,
             vec![Change::ForceDeletePod(ChildRef {
                 name: "a".into(),
-                uid: Some("uid-a".into())
+                uid: Some("uid-a".into()),
+                resource_version: None,
             })]
         );
         assert_eq!(p.events[0].kind, EventKind::Warning);

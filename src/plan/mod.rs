@@ -58,12 +58,16 @@ pub struct PlanConfig {
 
 /// A child object to delete, by name, guarded by its UID so a newer object of the same name is
 /// never deleted by mistake.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChildRef {
     /// Object name.
     pub name: String,
     /// Object UID (delete precondition).
     pub uid: Option<String>,
+    /// The resourceVersion it was decided on, when the delete must fail (409) if the object
+    /// changed since: a deleted job's cleanup, where the garbage collector may have just
+    /// orphaned it (`propagationPolicy: Orphan`) and the cache not shown it yet.
+    pub resource_version: Option<String>,
 }
 
 impl ChildRef {
@@ -72,6 +76,15 @@ impl ChildRef {
         Self {
             name: kube::ResourceExt::name_any(obj),
             uid: obj.meta().uid.clone(),
+            resource_version: None,
+        }
+    }
+
+    /// The reference to an observed object as it was observed: deleting it fails if it changed.
+    pub fn exactly<K: kube::Resource>(obj: &K) -> Self {
+        Self {
+            resource_version: obj.meta().resource_version.clone(),
+            ..Self::of(obj)
         }
     }
 }

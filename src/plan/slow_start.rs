@@ -66,7 +66,7 @@ mod tests {
     fn delete(name: &str) -> Change {
         Change::DeleteService(ChildRef {
             name: name.into(),
-            uid: None,
+            ..ChildRef::default()
         })
     }
 
