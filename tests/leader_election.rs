@@ -27,18 +27,21 @@ struct Replica(OperatorProcess);
 
 impl Replica {
     fn start(t: &TestNs) -> Self {
-        Self(OperatorProcess::start(
-            &t.dir,
-            &[
-                "--leader-elect",
-                "--leader-election-id",
-                LEASE,
-                "--leader-election-namespace",
-                &t.ns,
-                "--namespace",
-                &t.ns,
-            ],
-        ))
+        Self::start_with(t, &[])
+    }
+
+    fn start_with(t: &TestNs, extra: &[&str]) -> Self {
+        let mut args = vec![
+            "--leader-elect",
+            "--leader-election-id",
+            LEASE,
+            "--leader-election-namespace",
+            &t.ns,
+            "--namespace",
+            &t.ns,
+        ];
+        args.extend(extra);
+        Self(OperatorProcess::start(&t.dir, &args))
     }
 
     fn pid(&self) -> u32 {
@@ -220,7 +223,12 @@ async fn a_leader_paused_past_its_lease_writes_nothing_once_another_holder_has_i
     const JOBS: usize = 30;
     let t = TestNs::new("fenced").await;
     let audit = t.dir.join("logs/audit.log");
-    let mut a = Replica::start(&t);
+    // The gate is asked as a request leaves the client stack, and no client-side check can
+    // recall bytes already on a socket: a request that passed it just before the pause is sent
+    // on resume. Four connections, opened early and kept, leave microseconds between the check
+    // and the socket write; with 32 the pause caught requests that were still opening a
+    // connection (3 of ~100 in flight, in one run of three).
+    let mut a = Replica::start_with(&t, &["--kube-api-max-in-flight", "4"]);
     wait_holder(&t, &a).await;
     a.0.wait_ready(T).await;
     // A burst: the leader is mid-way through it when it is paused.
