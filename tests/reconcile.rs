@@ -8,6 +8,7 @@ use common::cluster::{
     TestNs, condition_types, has_condition, names, pod_phase, wait_for, wait_job,
 };
 use common::fixtures::fixture_job;
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
@@ -276,8 +277,84 @@ async fn backoff_limit_reached_fails_with_upstream_message() {
             .as_deref(),
         Some("Job bo has failed because it has reached the specified backoff limit")
     );
-    wait_for(t.pods(), "pods deleted", T, <[_]>::is_empty).await;
+    // cleanPodPolicy Running (the default here) deletes running pods only: the failed worker
+    // stays, with its logs (upstream v1.9.4, kubeflow/trainer#3419; before, every pod went).
+    let pods = t
+        .pods()
+        .list(&Default::default())
+        .await
+        .expect("pods")
+        .items;
+    let phases: Vec<&str> = pods.iter().map(pod_phase).collect();
+    assert_eq!(phases, ["Failed"]);
     t.finish(op).await;
+}
+
+/// Marks pod `name` Failed as the kubelet marks a pod it evicted (kwok cannot evict).
+async fn evict(t: &TestNs, name: &str) {
+    let status = serde_json::json!({"status": {
+        "phase": "Failed", "reason": "Evicted",
+        "message": "The node was low on resource: memory.",
+        "conditions": [{"type": "DisruptionTarget", "status": "True",
+                        "reason": "TerminationByKubelet", "lastTransitionTime": "2026-12-06T00:00:00Z"}]}});
+    t.pods()
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap_or_else(|e| panic!("evicting {name}: {e}"));
+}
+
+#[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
+async fn an_evicted_pod_is_recreated_without_spending_the_backoff_limit() {
+    let t = TestNs::new("evicted").await;
+    let op = t.operator();
+    for (name, policy) in [
+        ("of", RestartPolicy::OnFailure),
+        ("ec", RestartPolicy::ExitCode),
+    ] {
+        let job = tfjob(name).workers(1).restart(policy).backoff_limit(0);
+        t.create_job(job).await;
+    }
+    t.running_pods(2, T).await;
+    let first = |pods: &[std::sync::Arc<Pod>], name: &str| {
+        pods.iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
+            .and_then(|p| p.metadata.uid.clone())
+    };
+    let before = t.pods().list(&Default::default()).await.expect("pods");
+    let before: Vec<std::sync::Arc<Pod>> = before.items.into_iter().map(Into::into).collect();
+    for name in ["of", "ec"] {
+        evict(&t, &format!("{name}-worker-0")).await;
+    }
+    // Recreated (a new UID), Running again, the job not failed and no restart counted.
+    wait_for(t.pods(), "both pods recreated and running", T, |pods| {
+        ["of", "ec"].iter().all(|name| {
+            let pod = format!("{name}-worker-0");
+            pods.iter().any(|p| {
+                p.metadata.name.as_deref() == Some(pod.as_str())
+                    && pod_phase(p) == "Running"
+                    && p.metadata.uid != first(&before, &pod)
+            })
+        })
+    })
+    .await;
+    for name in ["of", "ec"] {
+        let job = wait_job(&t, name, "Running again", T, |j| {
+            has_condition(j, "Running")
+        })
+        .await;
+        let status = job.status.expect("status");
+        assert!(!has_condition_in(&status, "Failed"), "{name}");
+        assert_eq!(status.replica_statuses["Worker"].restarts, 0, "{name}");
+    }
+    // A failure of the program itself still counts: at backoffLimit 0 the job fails.
+    t.exit_pod("of-worker-0", 1).await;
+    wait_job(&t, "of", "Failed", T, |j| has_condition(j, "Failed")).await;
+    t.finish(op).await;
+}
+
+fn has_condition_in(status: &tfjob_operator::api::TFJobStatus, type_: &str) -> bool {
+    tfjob_operator::plan::conditions::is_true(status, type_)
 }
 
 #[tokio::test]

@@ -115,6 +115,10 @@ pub struct PodState {
     pub exit_code: Option<i32>,
     /// Restarts of all containers and init containers.
     pub restarts: i32,
+    /// Why the pod was disrupted, when it was: the reason of its `DisruptionTarget` condition
+    /// (`EvictionByEvictionAPI`, `PreemptionByScheduler`, `DeletionByTaintManager`,
+    /// `TerminationByKubelet`, `DeletionByPodGC`) or the kubelet's `Evicted`.
+    pub disrupted: Option<String>,
 }
 
 /// A service as the operator keeps it: its metadata and lineage only.
@@ -180,8 +184,37 @@ struct RawMeta {
 #[serde(rename_all = "camelCase")]
 struct RawPodStatus {
     phase: Option<String>,
+    reason: Option<String>,
+    conditions: Option<Vec<RawPodCondition>>,
     container_statuses: Option<Vec<RawContainerStatus>>,
     init_container_statuses: Option<Vec<RawContainerStatus>>,
+}
+
+#[derive(Deserialize)]
+struct RawPodCondition {
+    #[serde(rename = "type")]
+    type_: String,
+    status: String,
+    reason: Option<String>,
+}
+
+impl RawPodStatus {
+    /// Why the pod was disrupted, if it was (see [`PodState::disrupted`]).
+    fn disruption(&self) -> Option<String> {
+        let target = self
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "DisruptionTarget" && c.status == "True");
+        match target {
+            Some(c) => Some(
+                c.reason
+                    .clone()
+                    .unwrap_or_else(|| "DisruptionTarget".into()),
+            ),
+            None => self.reason.clone().filter(|r| r == "Evicted"),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -225,8 +258,19 @@ impl From<PodStatus> for RawPodStatus {
         let raw = |cs: Option<Vec<ContainerStatus>>| {
             cs.map(|cs| cs.into_iter().map(RawContainerStatus::from).collect())
         };
+        let conditions = status.conditions.map(|cs| {
+            cs.into_iter()
+                .map(|c| RawPodCondition {
+                    type_: c.type_,
+                    status: c.status,
+                    reason: c.reason,
+                })
+                .collect()
+        });
         Self {
             phase: status.phase,
+            reason: status.reason,
+            conditions,
             container_statuses: raw(status.container_statuses),
             init_container_statuses: raw(status.init_container_statuses),
         }
@@ -267,6 +311,7 @@ impl RawMeta {
 impl From<RawPod> for ChildPod {
     fn from(raw: RawPod) -> Self {
         let state = raw.status.map(|s| {
+            let disrupted = s.disruption();
             let containers = s.container_statuses.unwrap_or_default();
             let init = s.init_container_statuses.unwrap_or_default();
             let restarts = |cs: &[RawContainerStatus]| {
@@ -282,6 +327,7 @@ impl From<RawPod> for ChildPod {
                     .and_then(|c| c.state.as_ref()?.terminated.as_ref())
                     .map(|t| t.exit_code),
                 restarts: restarts(&containers).saturating_add(restarts(&init)),
+                disrupted,
             }
         });
         let (metadata, lineage) = raw.metadata.split();
@@ -403,6 +449,7 @@ mod tests {
             phase: Some("Failed".into()),
             exit_code: Some(137),
             restarts: 6,
+            disrupted: None,
         };
         assert_eq!(pod.state, state);
     }
@@ -434,6 +481,30 @@ mod tests {
         let controlled = Lineage::of(None, Some(&[controller]));
         assert!(controlled.controlled_by("rs") && !controlled.controlled_by("other"));
         assert_eq!(Lineage::of(None, None), Lineage::default());
+    }
+
+    #[test]
+    fn a_disruption_is_read_from_the_condition_or_the_kubelets_eviction() {
+        let state = |status: &str| {
+            let json = format!(r#"{{"metadata": {{"name": "p"}}, "status": {status}}}"#);
+            let pod: ChildPod = serde_json::from_str(&json).expect("decodes");
+            let full: Pod = serde_json::from_str(&json).expect("decodes");
+            assert_eq!(
+                ChildPod::from(full).state,
+                pod.state,
+                "both decodings agree"
+            );
+            pod.state.disrupted
+        };
+        let preempted = r#"{"phase": "Failed", "conditions": [{"type": "DisruptionTarget",
+            "status": "True", "reason": "PreemptionByScheduler"}]}"#;
+        assert_eq!(state(preempted).as_deref(), Some("PreemptionByScheduler"));
+        let evicted = r#"{"phase": "Failed", "reason": "Evicted", "message": "low on memory"}"#;
+        assert_eq!(state(evicted).as_deref(), Some("Evicted"));
+        let cleared = r#"{"phase": "Failed", "conditions": [{"type": "DisruptionTarget",
+            "status": "False", "reason": "PreemptionByScheduler"}]}"#;
+        assert_eq!(state(cleared), None);
+        assert_eq!(state(r#"{"phase": "Failed", "reason": "OOMKilled"}"#), None);
     }
 
     #[test]

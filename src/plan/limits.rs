@@ -1,6 +1,7 @@
 //! Stage 4, limits: `backoffLimit` and `activeDeadlineSeconds`. A job past either fails at
-//! once, its pods and services deleted; a job with a deadline is looked at again when it
-//! passes, without waiting for another event.
+//! once, and its pods are then cleaned by its `cleanPodPolicy` like any finished job's (as
+//! upstream v1.9.4 does since kubeflow/trainer#3420; before, every pod went, `None` or not);
+//! a job with a deadline is looked at again when it passes, without waiting for another event.
 
 use std::time::Duration;
 
@@ -48,11 +49,11 @@ pub(super) fn exceeded(
     }
 }
 
-/// Fails the job for going past `limit`: every pod and service deleted, `Failed=True`.
+/// Fails the job for going past `limit`: `Failed=True`, no replica active. Its pods are left
+/// to the finish stage (cleanPodPolicy).
 pub(super) fn fail(pass: &mut Pass<'_>, limit: Exceeded) {
     let now = pass.now;
     pass.status.completion_time.get_or_insert(Time(now));
-    pass.delete_all_children();
     pass.no_replica_active();
     let name = &pass.id.name;
     let message = match limit {

@@ -54,7 +54,7 @@ pub fn plan(
     let deadline = limits::deadline(&run_policy, &pass.status);
     if let Some(limit) = limits::exceeded(replicas.budget.exceeded(), deadline, now) {
         limits::fail(&mut pass, limit);
-        finish::ttl(&mut pass, &run_policy);
+        finish::finished(&mut pass, &run_policy);
         return pass.into_plan(false);
     }
     if let Some(at) = deadline {

@@ -584,8 +584,14 @@ fn backoff_limit_counts_recreations_and_container_restarts() {
             "Job test-tfjob has failed because it has reached the specified backoff limit".into()
         )
     );
-    let (dp, ds) = deletes(&p);
-    assert_eq!((dp.len(), ds.len()), (2, 2), "all pods and services go");
+    // cleanPodPolicy Running (the default here): the running worker goes, the failed one stays.
+    assert_eq!(
+        deletes(&p),
+        (
+            vec!["test-tfjob-worker-1".into()],
+            vec!["test-tfjob-worker-1".into()]
+        )
+    );
 
     // In-place restarts (OnFailure) count too.
     let mut j = job().workers(1).restart(RestartPolicy::OnFailure).build();
@@ -603,6 +609,61 @@ fn backoff_limit_counts_recreations_and_container_restarts() {
     restarted.state.restarts = 3;
     let p = plan(&j, &[Arc::new(restarted)], &services(&j), now(), &cfg());
     assert_eq!(last_condition(&p).0, "Running");
+}
+
+#[test]
+fn a_job_failed_by_a_limit_keeps_or_deletes_its_pods_by_clean_pod_policy() {
+    // kubeflow/trainer#3419: with cleanPodPolicy None every pod stays, for the logs.
+    for (policy, pods_deleted) in [
+        (CleanPodPolicy::None, 0),
+        (CleanPodPolicy::Running, 1),
+        (CleanPodPolicy::All, 2),
+    ] {
+        let mut j = job().workers(2).restart(RestartPolicy::OnFailure).build();
+        run_policy(&mut j).backoff_limit = Some(0);
+        run_policy(&mut j).clean_pod_policy = Some(policy);
+        let j = started(j);
+        let pods = vec![
+            pod(&j, ReplicaType::Worker, 0, "Failed", Some(1)),
+            pod(&j, ReplicaType::Worker, 1, "Running", None),
+        ];
+        let p = plan(&j, &pods, &services(&j), now(), &cfg());
+        assert_eq!(last_condition(&p).0, "Failed", "{policy:?}");
+        assert_eq!(deletes(&p).0.len(), pods_deleted, "{policy:?}");
+    }
+}
+
+#[test]
+fn a_disrupted_pod_is_recreated_without_spending_the_backoff_limit() {
+    for policy in [
+        RestartPolicy::OnFailure,
+        RestartPolicy::ExitCode,
+        RestartPolicy::Always,
+    ] {
+        let mut j = job().workers(1).restart(policy).build();
+        run_policy(&mut j).backoff_limit = Some(0);
+        let j = started(j);
+        let mut evicted = (*pod(&j, ReplicaType::Worker, 0, "Failed", Some(137))).clone();
+        evicted.state.disrupted = Some("Evicted".into());
+        let p = plan(&j, &[Arc::new(evicted)], &services(&j), now(), &cfg());
+        assert_eq!(deletes(&p).0, vec!["test-tfjob-worker-0"], "{policy:?}");
+        assert_eq!(last_condition(&p).0, "Restarting", "{policy:?}");
+        assert_eq!(status(&p).replica_statuses["Worker"].restarts, 0);
+        assert!(reasons(&p).contains(&"PodDisrupted"), "{:?}", reasons(&p));
+    }
+    // A real failure of the program still counts, and fails the job at backoffLimit 0.
+    let mut j = job().workers(1).restart(RestartPolicy::OnFailure).build();
+    run_policy(&mut j).backoff_limit = Some(0);
+    let j = started(j);
+    let failed = vec![pod(&j, ReplicaType::Worker, 0, "Failed", Some(137))];
+    let p = plan(&j, &failed, &services(&j), now(), &cfg());
+    assert_eq!(last_condition(&p).0, "Failed");
+    // Under Never a disrupted pod fails its replica as any failed pod does.
+    let j = started(job().workers(1).build());
+    let mut evicted = (*pod(&j, ReplicaType::Worker, 0, "Failed", Some(137))).clone();
+    evicted.state.disrupted = Some("PreemptionByScheduler".into());
+    let p = plan(&j, &[Arc::new(evicted)], &services(&j), now(), &cfg());
+    assert_eq!(last_condition(&p).0, "Failed");
 }
 
 #[test]

@@ -18,7 +18,7 @@ use super::tf_config::{ClusterSpec, JobAddress, is_distributed};
 use super::{Change, ChildRef, EventKind, JobEvent, PlanConfig};
 use crate::api::defaults::{NormalizedSpec, Replica};
 use crate::api::labels::replica_name;
-use crate::api::{ReplicaStatus, ReplicaType};
+use crate::api::{ReplicaStatus, ReplicaType, RestartPolicy};
 
 /// What the pass over the replicas found and decided.
 pub(super) struct Replicas {
@@ -235,7 +235,8 @@ fn count_pod(
 }
 
 /// A pod in phase Failed: an `ExitedWithCode` event, then a restart if the policy and the
-/// budget allow it, else a failed replica.
+/// budget allow it, else a failed replica. A disrupted pod is recreated without spending the
+/// budget, unless its replica's policy is Never ([`disrupted`]).
 fn failed(
     out: &mut Replicas,
     status: &mut ReplicaStatus,
@@ -243,6 +244,12 @@ fn failed(
     replica: &Replica,
     pod: &ChildPod,
 ) {
+    if let Some(why) = &pod.state.disrupted
+        && replica.restart_policy != RestartPolicy::Never
+    {
+        disrupted(out, pass, replica, pod, why);
+        return;
+    }
     let code = exit_code(pod);
     let name = pod.name_any();
     out.events.push(JobEvent {
@@ -268,6 +275,28 @@ fn failed(
                 out.exit_code_failures.push(replica.rtype);
             }
         }
+    }
+}
+
+/// A pod that ended because it was disrupted (evicted, preempted, its node shut down or
+/// lost): recreated, with a Warning that says so, and not counted towards `backoffLimit` or in
+/// `restarts` — the program did not fail. Under `Never` a disrupted pod fails its replica as
+/// any failed pod does: Never is the policy that promises a replica never runs twice.
+fn disrupted(out: &mut Replicas, pass: &Pass<'_>, replica: &Replica, pod: &ChildPod, why: &str) {
+    let name = pod.name_any();
+    out.events.push(JobEvent {
+        kind: EventKind::Warning,
+        reason: "PodDisrupted".into(),
+        message: format!(
+            "Pod: {}.{name} was disrupted ({why}); recreating it (disruptions do not count \
+             towards backoffLimit)",
+            pass.id.namespace
+        ),
+        related: Some(("Pod", name)),
+    });
+    out.changes.push(Change::DeletePod(ChildRef::of(pod)));
+    if !out.restarting.contains(&replica.rtype) {
+        out.restarting.push(replica.rtype);
     }
 }
 
