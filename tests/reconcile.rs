@@ -173,7 +173,8 @@ async fn never_policy_exit_1_fails_the_job() {
     assert_eq!(
         last.message.unwrap(),
         format!(
-            "TFJob {}/nv has failed because 1 PS replica(s) failed.",
+            "TFJob {}/nv has failed because 1 PS replica(s) failed. \
+             PS 0 (pod nv-ps-0) exited with code 1 (Error).",
             t.ns
         )
     );
@@ -231,7 +232,10 @@ async fn exit_code_1_fails_the_job() {
             .unwrap()
             .message
             .as_deref(),
-        Some("job \"ef\" is failing because \"Worker\" replica(s) failed.")
+        Some(
+            "job \"ef\" is failing because \"Worker\" replica(s) failed. \
+             Worker 1 (pod ef-worker-1) exited with code 1 (Error)."
+        )
     );
     t.finish(op).await;
 }

@@ -113,6 +113,9 @@ pub struct PodState {
     pub phase: Option<String>,
     /// Exit code of the terminated `tensorflow` container, if it has terminated.
     pub exit_code: Option<i32>,
+    /// Why it ended: the terminated `tensorflow` container's reason (`OOMKilled`, `Error`,
+    /// `ContainerCannotRun`, ...), else the pod's (`DeadlineExceeded`, `Evicted`, ...).
+    pub exit_reason: Option<String>,
     /// Restarts of all containers and init containers.
     pub restarts: i32,
     /// Why the pod was disrupted, when it was: the reason of its `DisruptionTarget` condition
@@ -235,6 +238,7 @@ struct RawContainerState {
 #[serde(rename_all = "camelCase")]
 struct RawTerminated {
     exit_code: i32,
+    reason: Option<String>,
 }
 
 impl From<ObjectMeta> for RawMeta {
@@ -279,12 +283,15 @@ impl From<PodStatus> for RawPodStatus {
 
 impl From<ContainerStatus> for RawContainerStatus {
     fn from(c: ContainerStatus) -> Self {
-        let exit_code = c.state.and_then(|s| s.terminated).map(|t| t.exit_code);
+        let terminated = c.state.and_then(|s| s.terminated);
         Self {
             name: c.name,
             restart_count: c.restart_count,
             state: Some(RawContainerState {
-                terminated: exit_code.map(|exit_code| RawTerminated { exit_code }),
+                terminated: terminated.map(|t| RawTerminated {
+                    exit_code: t.exit_code,
+                    reason: t.reason,
+                }),
             }),
         }
     }
@@ -319,13 +326,16 @@ impl From<RawPod> for ChildPod {
                     .map(|c| c.restart_count)
                     .fold(0, i32::saturating_add)
             };
+            let terminated = containers
+                .iter()
+                .find(|c| c.name == TF_CONTAINER)
+                .and_then(|c| c.state.as_ref()?.terminated.as_ref());
             PodState {
                 phase: s.phase,
-                exit_code: containers
-                    .iter()
-                    .find(|c| c.name == TF_CONTAINER)
-                    .and_then(|c| c.state.as_ref()?.terminated.as_ref())
-                    .map(|t| t.exit_code),
+                exit_code: terminated.map(|t| t.exit_code),
+                exit_reason: terminated
+                    .and_then(|t| t.reason.clone())
+                    .or_else(|| s.reason.clone()),
                 restarts: restarts(&containers).saturating_add(restarts(&init)),
                 disrupted,
             }
@@ -448,6 +458,7 @@ mod tests {
         let state = PodState {
             phase: Some("Failed".into()),
             exit_code: Some(137),
+            exit_reason: Some("OOMKilled".into()),
             restarts: 6,
             disrupted: None,
         };

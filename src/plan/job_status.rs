@@ -36,11 +36,12 @@ pub(super) fn update(pass: &mut Pass<'_>, spec: &NormalizedSpec, replicas: &Repl
                 rtype,
                 &counts,
                 replicas.exit_code_failures.contains(&rtype),
+                replicas.causes.get(&rtype),
             );
         }
     }
     if let Some(&rtype) = replicas.restarting.first() {
-        restarting(pass, rtype);
+        restarting(pass, rtype, replicas.causes.get(&rtype));
     }
 }
 
@@ -109,8 +110,23 @@ fn success_or_running(
     }
 }
 
-/// `Failed` because replicas of `rtype` failed; a Warning when ExitCode judged it.
-fn failed(pass: &mut Pass<'_>, rtype: ReplicaType, counts: &ReplicaStatus, by_exit_code: bool) {
+/// Upstream's `message`, followed by what ended the pod (`cause`) when it is known.
+fn with_cause(message: String, cause: Option<&String>) -> String {
+    match cause {
+        Some(cause) => format!("{message} {cause}."),
+        None => message,
+    }
+}
+
+/// `Failed` because replicas of `rtype` failed, with a Warning naming the replica, its pod, its
+/// exit code and reason (upstream's text first, then `cause`).
+fn failed(
+    pass: &mut Pass<'_>,
+    rtype: ReplicaType,
+    counts: &ReplicaStatus,
+    by_exit_code: bool,
+    cause: Option<&String>,
+) {
     let message = if by_exit_code {
         format!(
             "job \"{}\" is failing because \"{rtype}\" replica(s) failed.",
@@ -123,20 +139,20 @@ fn failed(pass: &mut Pass<'_>, rtype: ReplicaType, counts: &ReplicaStatus, by_ex
             counts.failed
         )
     };
-    let severity = if by_exit_code {
-        EventKind::Warning
-    } else {
-        EventKind::Normal
-    };
-    pass.fail(reason::FAILED, severity, message);
+    pass.fail(
+        reason::FAILED,
+        EventKind::Warning,
+        with_cause(message, cause),
+    );
 }
 
 /// `Restarting` because a pod of `rtype` is being recreated.
-fn restarting(pass: &mut Pass<'_>, rtype: ReplicaType) {
+fn restarting(pass: &mut Pass<'_>, rtype: ReplicaType, cause: Option<&String>) {
     let message = format!(
         "job {} is restarting because {rtype} replica(s) failed.",
         pass.id.name
     );
+    let message = with_cause(message, cause);
     let now = pass.now;
     if conditions::set(
         &mut pass.status,

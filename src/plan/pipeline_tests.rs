@@ -470,7 +470,9 @@ fn never_policy_failure_fails_the_job() {
         (
             "Failed".into(),
             "TFJobFailed".into(),
-            "TFJob default/test-tfjob has failed because 1 PS replica(s) failed.".into()
+            "TFJob default/test-tfjob has failed because 1 PS replica(s) failed. \
+             PS 0 (pod test-tfjob-ps-0) exited with code 1."
+                .into()
         )
     );
     assert_eq!(status(&p).replica_statuses["PS"].failed, 1);
@@ -494,7 +496,9 @@ fn exit_code_policy_retries_signals_and_fails_on_errors() {
         (
             "Restarting".into(),
             "TFJobRestarting".into(),
-            "job test-tfjob is restarting because Worker replica(s) failed.".into()
+            "job test-tfjob is restarting because Worker replica(s) failed. \
+             Worker 0 (pod test-tfjob-worker-0) exited with code 137."
+                .into()
         )
     );
     assert!(!is_true(status(&p), kind::RUNNING));
@@ -537,7 +541,9 @@ fn exit_code_policy_retries_signals_and_fails_on_errors() {
         (
             "Failed".into(),
             "TFJobFailed".into(),
-            "job \"test-tfjob\" is failing because \"Worker\" replica(s) failed.".into()
+            "job \"test-tfjob\" is failing because \"Worker\" replica(s) failed. \
+             Worker 0 (pod test-tfjob-worker-0) exited with code 1."
+                .into()
         )
     );
 }
@@ -631,6 +637,50 @@ fn a_job_failed_by_a_limit_keeps_or_deletes_its_pods_by_clean_pod_policy() {
         assert_eq!(last_condition(&p).0, "Failed", "{policy:?}");
         assert_eq!(deletes(&p).0.len(), pods_deleted, "{policy:?}");
     }
+}
+
+#[test]
+fn failures_and_restarts_say_which_replica_ended_how() {
+    let oom = |j: &TFJob, index, policy_code: i32| {
+        let mut p = (*pod(j, ReplicaType::Worker, index, "Failed", Some(policy_code))).clone();
+        p.state.exit_reason = Some("OOMKilled".into());
+        Arc::new(p)
+    };
+    // Never: the job fails, and says which worker ended how; the event is a Warning.
+    let j = started(job().workers(2).build());
+    let pods = vec![
+        pod(&j, ReplicaType::Worker, 0, "Running", None),
+        oom(&j, 1, 137),
+    ];
+    let p = plan(&j, &pods, &services(&j), now(), &cfg());
+    let (kind, reason, message) = last_condition(&p);
+    assert_eq!((kind.as_str(), reason.as_str()), ("Failed", "TFJobFailed"));
+    assert_eq!(
+        message,
+        "TFJob default/test-tfjob has failed because 1 Worker replica(s) failed. \
+         Worker 1 (pod test-tfjob-worker-1) exited with code 137 (OOMKilled)."
+    );
+    let event = p
+        .events
+        .iter()
+        .find(|e| e.reason == "TFJobFailed")
+        .expect("event");
+    assert_eq!(
+        (event.kind, event.message.as_str()),
+        (EventKind::Warning, message.as_str())
+    );
+    // ExitCode: the restart says the same.
+    let j = started(job().workers(2).restart(RestartPolicy::ExitCode).build());
+    let pods = vec![
+        pod(&j, ReplicaType::Worker, 0, "Running", None),
+        oom(&j, 1, 137),
+    ];
+    let p = plan(&j, &pods, &services(&j), now(), &cfg());
+    assert_eq!(
+        last_condition(&p).2,
+        "job test-tfjob is restarting because Worker replica(s) failed. \
+         Worker 1 (pod test-tfjob-worker-1) exited with code 137 (OOMKilled)."
+    );
 }
 
 #[test]

@@ -44,6 +44,9 @@ pub(super) struct Replicas {
     cluster: OnceCell<Option<ClusterSpec>>,
     /// Objects holding a name the job needs, controlled by something else.
     pub blocked: Vec<Foreign>,
+    /// What ended the first failed (or disrupted) pod of each replica type, in words
+    /// ([`failure_cause`]): the condition messages name it.
+    pub causes: BTreeMap<ReplicaType, String>,
 }
 
 impl Replicas {
@@ -61,6 +64,7 @@ impl Replicas {
             creates,
             cluster: OnceCell::new(),
             blocked: Vec::new(),
+            causes: BTreeMap::new(),
         }
     }
 
@@ -244,6 +248,9 @@ fn failed(
     replica: &Replica,
     pod: &ChildPod,
 ) {
+    out.causes
+        .entry(replica.rtype)
+        .or_insert_with(|| failure_cause(pod));
     if let Some(why) = &pod.state.disrupted
         && replica.restart_policy != RestartPolicy::Never
     {
@@ -275,6 +282,25 @@ fn failed(
                 out.exit_code_failures.push(replica.rtype);
             }
         }
+    }
+}
+
+/// What ended a failed pod, in the words users look for: "Worker 1 (pod mnist-worker-1)
+/// exited with code 137 (OOMKilled)", "PS 0 (pod mnist-ps-0) was disrupted (Evicted)".
+pub(super) fn failure_cause(pod: &ChildPod) -> String {
+    let name = pod.name_any();
+    let who = match pod.lineage.replica {
+        Some((rtype, index)) => format!("{} {index} (pod {name})", rtype.canonical()),
+        None => format!("pod {name}"),
+    };
+    if let Some(why) = &pod.state.disrupted {
+        return format!("{who} was disrupted ({why})");
+    }
+    match (pod.state.exit_code, pod.state.exit_reason.as_deref()) {
+        (Some(code), Some(reason)) => format!("{who} exited with code {code} ({reason})"),
+        (Some(code), None) => format!("{who} exited with code {code}"),
+        (None, Some(reason)) => format!("{who} failed ({reason})"),
+        (None, None) => format!("{who} failed"),
     }
 }
 
