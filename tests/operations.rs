@@ -336,6 +336,10 @@ async fn a_missing_or_outdated_crd_is_named_at_startup() {
     let schema = &mut older["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
     let run_policy = &mut schema["properties"]["spec"]["properties"]["runPolicy"]["properties"];
     run_policy.as_object_mut().map(|p| p.remove("managedBy"));
+    // An older CRD selects by no field (the API server refuses one naming a missing field).
+    older["spec"]["versions"][0]
+        .as_object_mut()
+        .map(|v| v.remove("selectableFields"));
     let client = common::cluster::client_for(dir).await;
     let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client);
     crds.create(
