@@ -122,7 +122,29 @@ pub struct PodState {
     /// (`EvictionByEvictionAPI`, `PreemptionByScheduler`, `DeletionByTaintManager`,
     /// `TerminationByKubelet`, `DeletionByPodGC`) or the kubelet's `Evicted`.
     pub disrupted: Option<String>,
+    /// Why the pod cannot start, while it cannot: the scheduler's `Unschedulable` message, or
+    /// a container waiting with `ImagePullBackOff`, `ErrImagePull`, `CrashLoopBackOff`,
+    /// `CreateContainerConfigError` (a missing ConfigMap or Secret) or `CreateContainerError`.
+    pub waiting: Option<Waiting>,
 }
+
+/// Why a pod cannot start: a reason and the message that came with it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Waiting {
+    /// `Unschedulable`, or the container's waiting reason.
+    pub reason: String,
+    /// The scheduler's or the kubelet's message.
+    pub message: String,
+}
+
+/// Container waiting reasons that mean the pod will not start by itself.
+const STUCK_REASONS: [&str; 5] = [
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
 
 /// A service as the operator keeps it: its metadata and lineage only.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -199,9 +221,35 @@ struct RawPodCondition {
     type_: String,
     status: String,
     reason: Option<String>,
+    message: Option<String>,
 }
 
 impl RawPodStatus {
+    /// Why the pod cannot start, if it cannot (see [`PodState::waiting`]).
+    fn waiting(&self) -> Option<Waiting> {
+        let unschedulable = self.conditions.iter().flatten().find(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        });
+        if let Some(c) = unschedulable {
+            return Some(Waiting {
+                reason: "Unschedulable".into(),
+                message: c.message.clone().unwrap_or_default(),
+            });
+        }
+        let containers = self.container_statuses.iter().flatten();
+        let init = self.init_container_statuses.iter().flatten();
+        init.chain(containers).find_map(|c| {
+            let w = c.state.as_ref()?.waiting.as_ref()?;
+            let reason = w.reason.as_deref()?;
+            STUCK_REASONS.contains(&reason).then(|| Waiting {
+                reason: reason.to_string(),
+                message: w.message.clone().unwrap_or_default(),
+            })
+        })
+    }
+
     /// Why the pod was disrupted, if it was (see [`PodState::disrupted`]).
     fn disruption(&self) -> Option<String> {
         let target = self
@@ -232,6 +280,13 @@ struct RawContainerStatus {
 #[derive(Deserialize)]
 struct RawContainerState {
     terminated: Option<RawTerminated>,
+    waiting: Option<RawWaiting>,
+}
+
+#[derive(Deserialize)]
+struct RawWaiting {
+    reason: Option<String>,
+    message: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -268,6 +323,7 @@ impl From<PodStatus> for RawPodStatus {
                     type_: c.type_,
                     status: c.status,
                     reason: c.reason,
+                    message: c.message,
                 })
                 .collect()
         });
@@ -283,7 +339,10 @@ impl From<PodStatus> for RawPodStatus {
 
 impl From<ContainerStatus> for RawContainerStatus {
     fn from(c: ContainerStatus) -> Self {
-        let terminated = c.state.and_then(|s| s.terminated);
+        let (terminated, waiting) = c
+            .state
+            .map(|s| (s.terminated, s.waiting))
+            .unwrap_or_default();
         Self {
             name: c.name,
             restart_count: c.restart_count,
@@ -291,6 +350,10 @@ impl From<ContainerStatus> for RawContainerStatus {
                 terminated: terminated.map(|t| RawTerminated {
                     exit_code: t.exit_code,
                     reason: t.reason,
+                }),
+                waiting: waiting.map(|w| RawWaiting {
+                    reason: w.reason,
+                    message: w.message,
                 }),
             }),
         }
@@ -319,6 +382,7 @@ impl From<RawPod> for ChildPod {
     fn from(raw: RawPod) -> Self {
         let state = raw.status.map(|s| {
             let disrupted = s.disruption();
+            let waiting = s.waiting();
             let containers = s.container_statuses.unwrap_or_default();
             let init = s.init_container_statuses.unwrap_or_default();
             let restarts = |cs: &[RawContainerStatus]| {
@@ -338,6 +402,7 @@ impl From<RawPod> for ChildPod {
                     .or_else(|| s.reason.clone()),
                 restarts: restarts(&containers).saturating_add(restarts(&init)),
                 disrupted,
+                waiting,
             }
         });
         let (metadata, lineage) = raw.metadata.split();
@@ -461,6 +526,7 @@ mod tests {
             exit_reason: Some("OOMKilled".into()),
             restarts: 6,
             disrupted: None,
+            waiting: None,
         };
         assert_eq!(pod.state, state);
     }
@@ -516,6 +582,40 @@ mod tests {
             "status": "False", "reason": "PreemptionByScheduler"}]}"#;
         assert_eq!(state(cleared), None);
         assert_eq!(state(r#"{"phase": "Failed", "reason": "OOMKilled"}"#), None);
+    }
+
+    #[test]
+    fn why_a_pod_cannot_start_is_read_from_the_scheduler_or_a_waiting_container() {
+        let waiting = |status: &str| {
+            let json = format!(r#"{{"metadata": {{"name": "p"}}, "status": {status}}}"#);
+            let pod: ChildPod = serde_json::from_str(&json).expect("decodes");
+            let full: Pod = serde_json::from_str(&json).expect("decodes");
+            assert_eq!(
+                ChildPod::from(full).state,
+                pod.state,
+                "both decodings agree"
+            );
+            pod.state.waiting.map(|w| (w.reason, w.message))
+        };
+        let unschedulable = r#"{"phase": "Pending", "conditions": [{"type": "PodScheduled",
+            "status": "False", "reason": "Unschedulable", "message": "0/3 nodes are available"}]}"#;
+        let said = |r: &str, m: &str| Some((r.to_string(), m.to_string()));
+        assert_eq!(
+            waiting(unschedulable),
+            said("Unschedulable", "0/3 nodes are available")
+        );
+        let config = r#"{"phase": "Pending", "containerStatuses": [{"name": "tensorflow",
+            "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "CreateContainerConfigError",
+                                  "message": "configmap \"c\" not found"}}}]}"#;
+        assert_eq!(
+            waiting(config),
+            said("CreateContainerConfigError", "configmap \"c\" not found")
+        );
+        let creating = r#"{"phase": "Pending", "containerStatuses": [{"name": "tensorflow",
+            "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "ContainerCreating"}}}]}"#;
+        assert_eq!(waiting(creating), None, "on its way, not stuck");
     }
 
     #[test]

@@ -9,7 +9,7 @@ pub mod replica_type;
 pub mod template;
 pub mod types;
 
-pub use child::{ChildPod, ChildService, ControllerRef, Lineage, ObservedChild, PodState};
+pub use child::{ChildPod, ChildService, ControllerRef, Lineage, ObservedChild, PodState, Waiting};
 pub use replica_type::ReplicaType;
 pub use template::PodTemplate;
 pub use types::*;

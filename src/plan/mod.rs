@@ -5,8 +5,8 @@
 //! [`plan`] is a pipeline of named stages, one module each, read top to bottom in
 //! [`pipeline`]: `accept` (first look, spec check) → `suspend` → `replicas` (pods and services
 //! per replica, with `restarts` deciding what a failed pod means) → `limits` (backoffLimit,
-//! activeDeadlineSeconds) → `job_status` (conditions) → `finish` (cleanPodPolicy, TTL) →
-//! `batching` (may the status write wait?). [`cleanup`] decides a deletion.
+//! activeDeadlineSeconds) → `job_status` (conditions) → `waiting` (why pods cannot start) or
+//! `finish` (cleanPodPolicy, TTL) → `batching` (may the status write wait?). [`cleanup`] decides a deletion.
 //!
 //! How the controller sends a plan is decided here too: [`slow_start`] (in which batches) and
 //! [`announce`] (which events say what became of each change).
@@ -30,6 +30,7 @@ mod restarts;
 pub mod slow_start;
 mod suspend;
 pub mod tf_config;
+mod waiting;
 
 use std::time::Duration;
 

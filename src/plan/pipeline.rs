@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use super::pass::Pass;
 use super::restarts::RestartBudget;
 use super::{Plan, PlanConfig};
-use super::{accept, batching, conditions, finish, job_status, limits, replicas, suspend};
+use super::{accept, batching, conditions, finish, job_status, limits, replicas, suspend, waiting};
 use crate::api::TFJob;
 use crate::api::defaults::effective_run_policy;
 
@@ -68,6 +68,8 @@ pub fn plan(
         // and its books closed now rather than in another reconcile (one status write fewer).
         pass.plan.changes.retain(|a| !a.is_create());
         finish::finished(&mut pass, &run_policy);
+    } else {
+        waiting::explain(&mut pass);
     }
     let may_wait = batching::may_wait(&pass.stored, &pass.status, &spec, &replicas);
     pass.into_plan(may_wait)

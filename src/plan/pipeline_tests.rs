@@ -684,6 +684,66 @@ fn failures_and_restarts_say_which_replica_ended_how() {
 }
 
 #[test]
+fn a_job_says_why_its_pods_cannot_start_once_per_cause_and_forgets_it_when_it_goes() {
+    let stuck = |j: &TFJob, rtype, index, reason: &str, message: &str| {
+        let mut p = (*pod(j, rtype, index, "Pending", None)).clone();
+        p.state.waiting = Some(crate::api::Waiting {
+            reason: reason.into(),
+            message: message.into(),
+        });
+        Arc::new(p)
+    };
+    let mut j = started(job().ps(1).workers(1).build());
+    let unschedulable = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.";
+    let pods = vec![
+        stuck(
+            &j,
+            ReplicaType::Ps,
+            0,
+            "ImagePullBackOff",
+            "Back-off pulling image \"x\"",
+        ),
+        stuck(&j, ReplicaType::Worker, 0, "Unschedulable", unschedulable),
+    ];
+    let p = plan(&j, &pods, &services(&j), now(), &cfg());
+    let (kind, reason, message) = last_condition(&p);
+    assert_eq!(
+        (kind.as_str(), reason.as_str()),
+        ("Created", "TFJobCreated")
+    );
+    assert_eq!(
+        message,
+        "TFJob test-tfjob is created. Waiting: PS 0 (pod test-tfjob-ps-0) cannot start \
+         (ImagePullBackOff): Back-off pulling image \"x\"; Worker 0 (pod test-tfjob-worker-0) \
+         cannot be scheduled: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+    );
+    let warnings: Vec<&str> = p
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::Warning)
+        .map(|e| e.reason.as_str())
+        .collect();
+    assert_eq!(warnings, ["ImagePullBackOff", "Unschedulable"]);
+    // The same causes on the next pass: nothing new to say, nothing to write.
+    j.status = p.status.clone();
+    let again = plan(&j, &pods, &services(&j), now(), &cfg());
+    assert!(again.events.iter().all(|e| e.kind != EventKind::Warning));
+    assert_eq!(again.status, None);
+    // The causes go: so do the words.
+    let running = vec![
+        pod(&j, ReplicaType::Ps, 0, "Running", None),
+        pod(&j, ReplicaType::Worker, 0, "Running", None),
+    ];
+    let p = plan(&j, &running, &services(&j), now(), &cfg());
+    let created = get(status(&p), kind::CREATED).expect("Created");
+    assert_eq!(
+        created.message.as_deref(),
+        Some("TFJob test-tfjob is created.")
+    );
+    assert_eq!(last_condition(&p).0, "Running");
+}
+
+#[test]
 fn a_disrupted_pod_is_recreated_without_spending_the_backoff_limit() {
     for policy in [
         RestartPolicy::OnFailure,

@@ -1,0 +1,98 @@
+//! Stage 5b, waiting: why the job's pods cannot start. While a live pod cannot be scheduled or
+//! its container cannot start (an image that cannot be pulled, a crash loop, a missing
+//! ConfigMap or Secret), the message of the job's current condition (its newest True one) says
+//! so after upstream's words, and a Warning names the pod and the cause the first time the
+//! stored message does not show it — so no event repeats while the cause stays. The words go
+//! when the cause goes.
+
+use kube::ResourceExt;
+
+use super::observed::phase;
+use super::pass::Pass;
+use super::{EventKind, JobEvent};
+use crate::api::ChildPod;
+
+/// What separates upstream's message from the causes.
+const WAITING_MARK: &str = " Waiting: ";
+/// Pods named in the message at most; the rest are counted.
+const MAX_PODS_NAMED: usize = 3;
+/// Characters of a scheduler's or kubelet's message kept per pod.
+const MAX_CAUSE_CHARS: usize = 300;
+
+/// Sets the waiting causes in the current condition's message, with a Warning per new cause.
+pub(super) fn explain(pass: &mut Pass<'_>) {
+    let mut waiting: Vec<&ChildPod> = pass
+        .children
+        .live_pods()
+        .filter(|p| p.state.waiting.is_some() && !matches!(phase(p), "Succeeded" | "Failed"))
+        .collect();
+    waiting.sort_by_key(|p| p.name_any());
+    let causes: Vec<(String, &ChildPod)> = waiting
+        .iter()
+        .take(MAX_PODS_NAMED)
+        .map(|p| (cause(p), *p))
+        .collect();
+    let Some(at) = pass
+        .status
+        .conditions
+        .iter()
+        .rposition(|c| c.status == "True")
+    else {
+        return;
+    };
+    let type_ = pass.status.conditions[at].type_.clone();
+    let stored = pass
+        .stored
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    for (line, pod) in &causes {
+        if !stored.contains(line.as_str()) {
+            let reason = pod.state.waiting.as_ref().map(|w| w.reason.clone());
+            pass.plan.events.push(JobEvent {
+                kind: EventKind::Warning,
+                reason: reason.unwrap_or_default(),
+                message: line.clone(),
+                related: Some(("Pod", pod.name_any())),
+            });
+        }
+    }
+    // Causes shown on an earlier condition go with it: only the current one says why.
+    for condition in &mut pass.status.conditions {
+        if let Some(message) = &mut condition.message
+            && let Some(cut) = message.find(WAITING_MARK)
+        {
+            message.truncate(cut);
+        }
+    }
+    let mut lines: Vec<String> = causes.into_iter().map(|(line, _)| line).collect();
+    if waiting.len() > MAX_PODS_NAMED {
+        lines.push(format!("and {} more pods", waiting.len() - MAX_PODS_NAMED));
+    }
+    if !lines.is_empty()
+        && let Some(message) = &mut pass.status.conditions[at].message
+    {
+        message.push_str(&format!("{WAITING_MARK}{}.", lines.join("; ")));
+    }
+}
+
+/// One pod's cause: "Worker 0 (pod j-worker-0) cannot be scheduled: 0/3 nodes are available:
+/// ...", "PS 0 (pod j-ps-0) cannot start (ImagePullBackOff): Back-off pulling image ...".
+fn cause(pod: &ChildPod) -> String {
+    let name = pod.name_any();
+    let who = match pod.lineage.replica {
+        Some((rtype, index)) => format!("{} {index} (pod {name})", rtype.canonical()),
+        None => format!("pod {name}"),
+    };
+    let Some(waiting) = &pod.state.waiting else {
+        return who;
+    };
+    let message: String = waiting.message.chars().take(MAX_CAUSE_CHARS).collect();
+    let message = message.trim_end_matches('.');
+    match waiting.reason.as_str() {
+        "Unschedulable" => format!("{who} cannot be scheduled: {message}"),
+        reason => format!("{who} cannot start ({reason}): {message}"),
+    }
+}
