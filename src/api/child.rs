@@ -560,19 +560,23 @@ mod tests {
         assert_eq!(Lineage::of(None, None), Lineage::default());
     }
 
+    /// The state of a pod with `status` (JSON), decoded as the watch and as our writes' answers
+    /// decode it (both must agree).
+    fn state_of(status: &str) -> PodState {
+        let json = format!(r#"{{"metadata": {{"name": "p"}}, "status": {status}}}"#);
+        let pod: ChildPod = serde_json::from_str(&json).expect("decodes");
+        let full: Pod = serde_json::from_str(&json).expect("decodes");
+        assert_eq!(
+            ChildPod::from(full).state,
+            pod.state,
+            "both decodings agree"
+        );
+        pod.state
+    }
+
     #[test]
     fn a_disruption_is_read_from_the_condition_or_the_kubelets_eviction() {
-        let state = |status: &str| {
-            let json = format!(r#"{{"metadata": {{"name": "p"}}, "status": {status}}}"#);
-            let pod: ChildPod = serde_json::from_str(&json).expect("decodes");
-            let full: Pod = serde_json::from_str(&json).expect("decodes");
-            assert_eq!(
-                ChildPod::from(full).state,
-                pod.state,
-                "both decodings agree"
-            );
-            pod.state.disrupted
-        };
+        let state = |status: &str| state_of(status).disrupted;
         let preempted = r#"{"phase": "Failed", "conditions": [{"type": "DisruptionTarget",
             "status": "True", "reason": "PreemptionByScheduler"}]}"#;
         assert_eq!(state(preempted).as_deref(), Some("PreemptionByScheduler"));
@@ -586,17 +590,7 @@ mod tests {
 
     #[test]
     fn why_a_pod_cannot_start_is_read_from_the_scheduler_or_a_waiting_container() {
-        let waiting = |status: &str| {
-            let json = format!(r#"{{"metadata": {{"name": "p"}}, "status": {status}}}"#);
-            let pod: ChildPod = serde_json::from_str(&json).expect("decodes");
-            let full: Pod = serde_json::from_str(&json).expect("decodes");
-            assert_eq!(
-                ChildPod::from(full).state,
-                pod.state,
-                "both decodings agree"
-            );
-            pod.state.waiting.map(|w| (w.reason, w.message))
-        };
+        let waiting = |status: &str| state_of(status).waiting.map(|w| (w.reason, w.message));
         let unschedulable = r#"{"phase": "Pending", "conditions": [{"type": "PodScheduled",
             "status": "False", "reason": "Unschedulable", "message": "0/3 nodes are available"}]}"#;
         let said = |r: &str, m: &str| Some((r.to_string(), m.to_string()));
