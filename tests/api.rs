@@ -237,3 +237,60 @@ fn run_policy_is_defaulted_so_generated_clients_can_read_every_job() {
         serde_json::json!({})
     );
 }
+
+#[test]
+fn the_grafana_dashboard_queries_only_metrics_the_operator_exports() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("charts/tfjob-operator/files/grafana-dashboard.json");
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard")).expect("JSON");
+    // One sample in every family, so that each is encoded.
+    use tfjob_operator::plan::Outcome;
+    use tfjob_operator::runtime::metrics::{ErrorLabels, Metrics};
+    let metrics = Metrics::new();
+    let outcomes = [
+        Outcome::Created,
+        Outcome::Restarted { pods: 1 },
+        Outcome::Succeeded,
+        Outcome::Failed,
+        Outcome::TtlDeleted,
+    ];
+    metrics.count_outcomes("ns", &outcomes);
+    metrics.count_request("GET".into(), "200".into());
+    metrics.watch_failed("Pod", "410".into());
+    metrics.set_cached("Pod", None, 1);
+    metrics.set_leader(true);
+    let category = "api".to_string();
+    metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels { category })
+        .inc();
+    drop(metrics.reconcile_timer());
+    let exported = metrics.encode();
+    let mut queried = std::collections::BTreeSet::new();
+    for expr in dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(String::from))
+    {
+        let words = expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+        for word in words
+            .filter(|w| w.starts_with("tfjob_operator_") || w.starts_with("training_operator_"))
+        {
+            queried.insert(word.to_string());
+        }
+    }
+    assert!(queried.len() >= 10, "{queried:?}");
+    for name in &queried {
+        let family = ["_bucket", "_sum", "_count", "_total"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(name);
+        assert!(
+            exported.contains(&format!("# TYPE {family} ")),
+            "the dashboard queries {name}, which the operator does not export:\n{exported}"
+        );
+    }
+}
