@@ -683,16 +683,27 @@ fn failures_and_restarts_say_which_replica_ended_how() {
     );
 }
 
+/// A pending pod that cannot start for `reason`, with `message`.
+fn stuck(j: &TFJob, rtype: ReplicaType, index: i32, reason: &str, message: &str) -> Arc<ChildPod> {
+    let mut p = (*pod(j, rtype, index, "Pending", None)).clone();
+    p.state.waiting = Some(crate::api::Waiting {
+        reason: reason.into(),
+        message: message.into(),
+    });
+    Arc::new(p)
+}
+
+/// Warning reasons of a plan's events.
+fn warnings(p: &Plan) -> Vec<&str> {
+    p.events
+        .iter()
+        .filter(|e| e.kind == EventKind::Warning)
+        .map(|e| e.reason.as_str())
+        .collect()
+}
+
 #[test]
-fn a_job_says_why_its_pods_cannot_start_once_per_cause_and_forgets_it_when_it_goes() {
-    let stuck = |j: &TFJob, rtype, index, reason: &str, message: &str| {
-        let mut p = (*pod(j, rtype, index, "Pending", None)).clone();
-        p.state.waiting = Some(crate::api::Waiting {
-            reason: reason.into(),
-            message: message.into(),
-        });
-        Arc::new(p)
-    };
+fn a_job_says_why_its_pods_cannot_start_once_per_cause() {
     let mut j = started(job().ps(1).workers(1).build());
     let unschedulable = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.";
     let pods = vec![
@@ -717,23 +728,43 @@ fn a_job_says_why_its_pods_cannot_start_once_per_cause_and_forgets_it_when_it_go
          (ImagePullBackOff): Back-off pulling image \"x\"; Worker 0 (pod test-tfjob-worker-0) \
          cannot be scheduled: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
     );
-    let warnings: Vec<&str> = p
-        .events
-        .iter()
-        .filter(|e| e.kind == EventKind::Warning)
-        .map(|e| e.reason.as_str())
-        .collect();
-    assert_eq!(warnings, ["ImagePullBackOff", "Unschedulable"]);
+    assert_eq!(warnings(&p), ["ImagePullBackOff", "Unschedulable"]);
     // The same causes on the next pass: nothing new to say, nothing to write.
     j.status = p.status.clone();
     let again = plan(&j, &pods, &services(&j), now(), &cfg());
-    assert!(again.events.iter().all(|e| e.kind != EventKind::Warning));
+    assert!(warnings(&again).is_empty());
     assert_eq!(again.status, None);
-    // The causes go: so do the words.
-    let running = vec![
-        pod(&j, ReplicaType::Ps, 0, "Running", None),
-        pod(&j, ReplicaType::Worker, 0, "Running", None),
-    ];
+}
+
+#[test]
+fn a_waiting_cause_follows_its_message_quietly_and_goes_when_the_pods_run() {
+    let mut j = started(job().workers(1).build());
+    let pods = vec![stuck(
+        &j,
+        ReplicaType::Worker,
+        0,
+        "Unschedulable",
+        "0/3 nodes are available",
+    )];
+    j.status = plan(&j, &pods, &services(&j), now(), &cfg()).status;
+    // The scheduler's message changes (a node was added): the words follow, no new Warning.
+    let more = vec![stuck(
+        &j,
+        ReplicaType::Worker,
+        0,
+        "Unschedulable",
+        "0/4 nodes are available",
+    )];
+    let p = plan(&j, &more, &services(&j), now(), &cfg());
+    assert!(warnings(&p).is_empty());
+    assert!(
+        last_condition(&p)
+            .2
+            .ends_with("cannot be scheduled: 0/4 nodes are available.")
+    );
+    // The cause goes: so do the words, also from the condition that said them.
+    j.status = p.status.clone();
+    let running = vec![pod(&j, ReplicaType::Worker, 0, "Running", None)];
     let p = plan(&j, &running, &services(&j), now(), &cfg());
     let created = get(status(&p), kind::CREATED).expect("Created");
     assert_eq!(

@@ -2,8 +2,9 @@
 //! its container cannot start (an image that cannot be pulled, a crash loop, a missing
 //! ConfigMap or Secret), the message of the job's current condition (its newest True one) says
 //! so after upstream's words, and a Warning names the pod and the cause the first time the
-//! stored message does not show it — so no event repeats while the cause stays. The words go
-//! when the cause goes.
+//! stored message does not show that pod with that cause — so no event repeats while the cause
+//! stays, even when its message changes (the scheduler counts nodes in it). The words go when
+//! the cause goes.
 
 use kube::ResourceExt;
 
@@ -27,7 +28,7 @@ pub(super) fn explain(pass: &mut Pass<'_>) {
         .filter(|p| p.state.waiting.is_some() && !matches!(phase(p), "Succeeded" | "Failed"))
         .collect();
     waiting.sort_by_key(|p| p.name_any());
-    let causes: Vec<(String, &ChildPod)> = waiting
+    let causes: Vec<(Cause, &ChildPod)> = waiting
         .iter()
         .take(MAX_PODS_NAMED)
         .map(|p| (cause(p), *p))
@@ -48,13 +49,13 @@ pub(super) fn explain(pass: &mut Pass<'_>) {
         .find(|c| c.type_ == type_)
         .and_then(|c| c.message.clone())
         .unwrap_or_default();
-    for (line, pod) in &causes {
-        if !stored.contains(line.as_str()) {
+    for (cause, pod) in &causes {
+        if !stored.contains(cause.key.as_str()) {
             let reason = pod.state.waiting.as_ref().map(|w| w.reason.clone());
             pass.plan.events.push(JobEvent {
                 kind: EventKind::Warning,
                 reason: reason.unwrap_or_default(),
-                message: line.clone(),
+                message: cause.line.clone(),
                 related: Some(("Pod", pod.name_any())),
             });
         }
@@ -67,7 +68,7 @@ pub(super) fn explain(pass: &mut Pass<'_>) {
             message.truncate(cut);
         }
     }
-    let mut lines: Vec<String> = causes.into_iter().map(|(line, _)| line).collect();
+    let mut lines: Vec<String> = causes.into_iter().map(|(cause, _)| cause.line).collect();
     if waiting.len() > MAX_PODS_NAMED {
         lines.push(format!("and {} more pods", waiting.len() - MAX_PODS_NAMED));
     }
@@ -78,21 +79,33 @@ pub(super) fn explain(pass: &mut Pass<'_>) {
     }
 }
 
-/// One pod's cause: "Worker 0 (pod j-worker-0) cannot be scheduled: 0/3 nodes are available:
-/// ...", "PS 0 (pod j-ps-0) cannot start (ImagePullBackOff): Back-off pulling image ...".
-fn cause(pod: &ChildPod) -> String {
+/// One pod's cause: which pod, which cause (`key`, what says whether it was announced), and
+/// the line the message shows.
+struct Cause {
+    /// "Worker 0 (pod j-worker-0) cannot be scheduled", "PS 0 (pod j-ps-0) cannot start
+    /// (ImagePullBackOff)".
+    key: String,
+    /// The key, then the scheduler's or the kubelet's message.
+    line: String,
+}
+
+fn cause(pod: &ChildPod) -> Cause {
     let name = pod.name_any();
     let who = match pod.lineage.replica {
         Some((rtype, index)) => format!("{} {index} (pod {name})", rtype.canonical()),
         None => format!("pod {name}"),
     };
     let Some(waiting) = &pod.state.waiting else {
-        return who;
+        return Cause {
+            key: who.clone(),
+            line: who,
+        };
+    };
+    let key = match waiting.reason.as_str() {
+        "Unschedulable" => format!("{who} cannot be scheduled"),
+        reason => format!("{who} cannot start ({reason})"),
     };
     let message: String = waiting.message.chars().take(MAX_CAUSE_CHARS).collect();
-    let message = message.trim_end_matches('.');
-    match waiting.reason.as_str() {
-        "Unschedulable" => format!("{who} cannot be scheduled: {message}"),
-        reason => format!("{who} cannot start ({reason}): {message}"),
-    }
+    let line = format!("{key}: {}", message.trim_end_matches('.'));
+    Cause { key, line }
 }
