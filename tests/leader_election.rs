@@ -164,40 +164,27 @@ async fn sigterm_hands_the_lease_over_in_under_two_seconds() {
 }
 
 /// The operator user's writes in namespace `ns` that the API server received after `since`, as
-/// "verb resource/name at time", from the audit log (one entry per request).
+/// "verb resource/name at time", from the audit log.
 fn operator_writes_after(audit: &std::path::Path, ns: &str, since: jiff::Timestamp) -> Vec<String> {
-    let text = std::fs::read_to_string(audit).unwrap_or_default();
-    let mut seen = HashSet::new();
-    text.lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|e| e["user"]["username"] == "tfjob-operator" && e["objectRef"]["namespace"] == ns)
-        .filter(|e| {
-            let verb = e["verb"].as_str().unwrap_or_default();
-            !matches!(verb, "get" | "list" | "watch")
-        })
-        .filter(|e| seen.insert(e["auditID"].as_str().unwrap_or_default().to_string()))
+    common::audit::operator_requests(audit, 0, ns)
+        .iter()
+        .filter(|e| !matches!(e["verb"].as_str(), Some("get" | "list" | "watch")))
         .filter_map(|e| {
-            let at: jiff::Timestamp = e["requestReceivedTimestamp"].as_str()?.parse().ok()?;
-            (at > since).then(|| {
-                let object = &e["objectRef"];
-                format!(
-                    "{} {}/{} at {at}",
-                    e["verb"].as_str().unwrap_or_default(),
-                    object["resource"].as_str().unwrap_or_default(),
-                    object["name"].as_str().unwrap_or_default()
-                )
-            })
+            let at = common::audit::received(e).filter(|at| *at > since)?;
+            let object = &e["objectRef"];
+            Some(format!(
+                "{} {}/{} at {at}",
+                e["verb"].as_str().unwrap_or_default(),
+                object["resource"].as_str().unwrap_or_default(),
+                object["name"].as_str().unwrap_or_default()
+            ))
         })
         .collect()
 }
 
 /// How many of the operator user's requests in `ns` the audit log holds so far.
 fn operator_requests(audit: &std::path::Path, ns: &str) -> usize {
-    let text = std::fs::read_to_string(audit).unwrap_or_default();
-    let needle = format!("\"namespace\":\"{ns}\"");
-    text.lines()
-        .filter(|l| l.contains("\"username\":\"tfjob-operator\"") && l.contains(&needle))
-        .count()
+    common::audit::operator_requests(audit, 0, ns).len()
 }
 
 /// Waits until the API server has answered everything the (stopped) operator sent: the

@@ -156,17 +156,9 @@ async fn a_taken_metrics_port_is_a_one_line_error() {
 
 /// Receive times of the audited operator user's requests in namespace `ns`, from `offset` on.
 fn audited_requests(audit: &std::path::Path, offset: usize, ns: &str) -> Vec<jiff::Timestamp> {
-    let text = std::fs::read_to_string(audit).unwrap_or_default();
-    let mut seen = std::collections::HashSet::new();
-    let mut times: Vec<jiff::Timestamp> = text
-        .get(offset..)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|e| e["user"]["username"] == "tfjob-operator" && e["objectRef"]["namespace"] == ns)
-        .filter(|e| seen.insert(e["auditID"].as_str().unwrap_or_default().to_string()))
-        .filter_map(|e| e["requestReceivedTimestamp"].as_str()?.parse().ok())
-        .collect();
+    let entries = common::audit::operator_requests(audit, offset, ns);
+    let mut times: Vec<jiff::Timestamp> =
+        entries.iter().filter_map(common::audit::received).collect();
     times.sort();
     times
 }

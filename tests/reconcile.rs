@@ -348,17 +348,14 @@ async fn an_evicted_pod_is_recreated_without_spending_the_backoff_limit() {
         })
         .await;
         let status = job.status.expect("status");
-        assert!(!has_condition_in(&status, "Failed"), "{name}");
+        let failed = tfjob_operator::plan::conditions::is_true(&status, "Failed");
+        assert!(!failed, "{name}");
         assert_eq!(status.replica_statuses["Worker"].restarts, 0, "{name}");
     }
     // A failure of the program itself still counts: at backoffLimit 0 the job fails.
     t.exit_pod("of-worker-0", 1).await;
     wait_job(&t, "of", "Failed", T, |j| has_condition(j, "Failed")).await;
     t.finish(op).await;
-}
-
-fn has_condition_in(status: &tfjob_operator::api::TFJobStatus, type_: &str) -> bool {
-    tfjob_operator::plan::conditions::is_true(status, type_)
 }
 
 #[tokio::test]

@@ -19,10 +19,7 @@ pub async fn release_finalizers(client: Client, namespace: Option<&str>) -> Resu
     let list = api
         .list_metadata(&ListParams::default())
         .await
-        .map_err(|source| Error::Api {
-            action: "listing TFJobs".into(),
-            source,
-        })?;
+        .map_err(|source| Error::api("listing TFJobs", source))?;
     let mut released = 0;
     for meta in list.items.iter().filter(|m| finalizer::is_ours(*m)) {
         let ns = meta.namespace().unwrap_or_default();

@@ -177,6 +177,16 @@ pub fn is_retryable_exit_code(code: i32) -> bool {
     code >= 128
 }
 
+/// How messages name a pod of a replica: "Worker 1 (pod mnist-worker-1)", or "pod x" when its
+/// labels name no replica.
+pub fn replica_and_pod(pod: &ChildPod) -> String {
+    let name = kube::ResourceExt::name_any(pod);
+    match pod.lineage.replica {
+        Some((rtype, index)) => format!("{} {index} (pod {name})", rtype.canonical()),
+        None => format!("pod {name}"),
+    }
+}
+
 /// Container and init-container restarts of a pod.
 pub fn restart_count(pod: &ChildPod) -> i32 {
     pod.state.restarts

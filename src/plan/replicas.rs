@@ -11,7 +11,7 @@ use crate::api::ChildPod;
 use kube::ResourceExt;
 
 use super::desired::{desired_pod, desired_service};
-use super::observed::{Foreign, exit_code, is_terminating, phase};
+use super::observed::{Foreign, exit_code, is_terminating, phase, replica_and_pod};
 use super::pass::Pass;
 use super::restarts::{FailedPod, RestartBudget, failed_pod};
 use super::tf_config::{ClusterSpec, JobAddress, is_distributed};
@@ -288,11 +288,7 @@ fn failed(
 /// What ended a failed pod, in the words users look for: "Worker 1 (pod mnist-worker-1)
 /// exited with code 137 (OOMKilled)", "PS 0 (pod mnist-ps-0) was disrupted (Evicted)".
 pub(super) fn failure_cause(pod: &ChildPod) -> String {
-    let name = pod.name_any();
-    let who = match pod.lineage.replica {
-        Some((rtype, index)) => format!("{} {index} (pod {name})", rtype.canonical()),
-        None => format!("pod {name}"),
-    };
+    let who = replica_and_pod(pod);
     if let Some(why) = &pod.state.disrupted {
         return format!("{who} was disrupted ({why})");
     }

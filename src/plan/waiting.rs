@@ -8,10 +8,10 @@
 
 use kube::ResourceExt;
 
-use super::observed::phase;
+use super::observed::{phase, replica_and_pod};
 use super::pass::Pass;
 use super::{EventKind, JobEvent};
-use crate::api::ChildPod;
+use crate::api::{ChildPod, Waiting};
 
 /// What separates upstream's message from the causes.
 const WAITING_MARK: &str = " Waiting: ";
@@ -22,16 +22,17 @@ const MAX_CAUSE_CHARS: usize = 300;
 
 /// Sets the waiting causes in the current condition's message, with a Warning per new cause.
 pub(super) fn explain(pass: &mut Pass<'_>) {
-    let mut waiting: Vec<&ChildPod> = pass
+    let mut waiting: Vec<(&ChildPod, &Waiting)> = pass
         .children
         .live_pods()
-        .filter(|p| p.state.waiting.is_some() && !matches!(phase(p), "Succeeded" | "Failed"))
+        .filter(|p| !matches!(phase(p), "Succeeded" | "Failed"))
+        .filter_map(|p| Some((p, p.state.waiting.as_ref()?)))
         .collect();
-    waiting.sort_by_key(|p| p.name_any());
-    let causes: Vec<(Cause, &ChildPod)> = waiting
+    waiting.sort_by_key(|(p, _)| p.name_any());
+    let causes: Vec<Cause> = waiting
         .iter()
         .take(MAX_PODS_NAMED)
-        .map(|p| (cause(p), *p))
+        .map(|(p, w)| cause(p, w))
         .collect();
     let Some(at) = pass
         .status
@@ -49,16 +50,13 @@ pub(super) fn explain(pass: &mut Pass<'_>) {
         .find(|c| c.type_ == type_)
         .and_then(|c| c.message.clone())
         .unwrap_or_default();
-    for (cause, pod) in &causes {
-        if !stored.contains(cause.key.as_str()) {
-            let reason = pod.state.waiting.as_ref().map(|w| w.reason.clone());
-            pass.plan.events.push(JobEvent {
-                kind: EventKind::Warning,
-                reason: reason.unwrap_or_default(),
-                message: cause.line.clone(),
-                related: Some(("Pod", pod.name_any())),
-            });
-        }
+    for cause in causes.iter().filter(|c| !stored.contains(c.key.as_str())) {
+        pass.plan.events.push(JobEvent {
+            kind: EventKind::Warning,
+            reason: cause.reason.clone(),
+            message: cause.line.clone(),
+            related: Some(("Pod", cause.pod.clone())),
+        });
     }
     // Causes shown on an earlier condition go with it: only the current one says why.
     for condition in &mut pass.status.conditions {
@@ -68,7 +66,7 @@ pub(super) fn explain(pass: &mut Pass<'_>) {
             message.truncate(cut);
         }
     }
-    let mut lines: Vec<String> = causes.into_iter().map(|(cause, _)| cause.line).collect();
+    let mut lines: Vec<String> = causes.into_iter().map(|c| c.line).collect();
     if waiting.len() > MAX_PODS_NAMED {
         lines.push(format!("and {} more pods", waiting.len() - MAX_PODS_NAMED));
     }
@@ -82,6 +80,10 @@ pub(super) fn explain(pass: &mut Pass<'_>) {
 /// One pod's cause: which pod, which cause (`key`, what says whether it was announced), and
 /// the line the message shows.
 struct Cause {
+    /// The pod's name.
+    pod: String,
+    /// `Unschedulable`, or the container's waiting reason: the Warning's reason.
+    reason: String,
     /// "Worker 0 (pod j-worker-0) cannot be scheduled", "PS 0 (pod j-ps-0) cannot start
     /// (ImagePullBackOff)".
     key: String,
@@ -89,23 +91,18 @@ struct Cause {
     line: String,
 }
 
-fn cause(pod: &ChildPod) -> Cause {
-    let name = pod.name_any();
-    let who = match pod.lineage.replica {
-        Some((rtype, index)) => format!("{} {index} (pod {name})", rtype.canonical()),
-        None => format!("pod {name}"),
-    };
-    let Some(waiting) = &pod.state.waiting else {
-        return Cause {
-            key: who.clone(),
-            line: who,
-        };
-    };
+fn cause(pod: &ChildPod, waiting: &Waiting) -> Cause {
+    let who = replica_and_pod(pod);
     let key = match waiting.reason.as_str() {
         "Unschedulable" => format!("{who} cannot be scheduled"),
         reason => format!("{who} cannot start ({reason})"),
     };
     let message: String = waiting.message.chars().take(MAX_CAUSE_CHARS).collect();
     let line = format!("{key}: {}", message.trim_end_matches('.'));
-    Cause { key, line }
+    Cause {
+        pod: pod.name_any(),
+        reason: waiting.reason.clone(),
+        key,
+        line,
+    }
 }

@@ -86,7 +86,7 @@ impl LeaderGate {
             return true;
         }
         self.state.leader.load(Ordering::Acquire)
-            && !self.state.revoked.load(Ordering::Acquire)
+            && !self.is_revoked()
             && Timestamp::now().as_millisecond() < self.state.valid_until.load(Ordering::Acquire)
     }
 
@@ -128,6 +128,10 @@ impl LeaderGate {
     fn step_down(&self) {
         self.state.leader.store(false, Ordering::Release);
         self.state.valid_until.store(0, Ordering::Release);
+    }
+
+    fn is_revoked(&self) -> bool {
+        self.state.revoked.load(Ordering::Acquire)
     }
 
     fn is_leader(&self) -> bool {
@@ -238,7 +242,7 @@ impl Campaign {
                     Ok(fresh) => self.manager = fresh,
                     Err(e) => warn!(error = %e, "leader election: re-reading the Lease"),
                 },
-                Wake::Expired if self.gate.state.revoked.load(Ordering::Acquire) => {
+                Wake::Expired if self.gate.is_revoked() => {
                     return Err(LostLease(format!(
                         "the leader Lease {}/{} names another holder; stopped acting",
                         self.election.namespace, self.election.lease

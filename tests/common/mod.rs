@@ -3,6 +3,7 @@
 // Test support: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
+pub mod audit;
 pub mod cluster;
 pub mod fixtures;
 pub mod kueue;

@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use self::index::JobIndex;
 use self::own_writes::OwnWrites;
 pub use self::own_writes::parse_revision;
+use self::own_writes::revision;
 use crate::api::{ChildPod, ChildService, ObservedChild};
 
 /// A kind of child, in the form the cache keeps it.
@@ -85,7 +86,7 @@ impl<K: Child> ChildCache<K> {
         if let watcher::Event::Apply(obj)
         | watcher::Event::Delete(obj)
         | watcher::Event::InitApply(obj) = event
-            && let Some(rv) = parse_revision(obj.meta().resource_version.as_deref())
+            && let Some(rv) = revision(obj)
         {
             self.seen.fetch_max(rv, Ordering::Relaxed);
         }

@@ -22,7 +22,7 @@ pub fn parse_revision(rv: Option<&str>) -> Option<u64> {
 }
 
 /// An object's resourceVersion as a number, when it is one.
-fn revision<K: Resource>(obj: &K) -> Option<u64> {
+pub(super) fn revision<K: Resource>(obj: &K) -> Option<u64> {
     parse_revision(obj.meta().resource_version.as_deref())
 }
 
