@@ -7,5 +7,6 @@
 pub mod api;
 pub mod controller;
 pub mod plan;
+pub mod render;
 pub mod runtime;
 pub mod settings;

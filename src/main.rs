@@ -7,7 +7,7 @@ use tfjob_operator::controller;
 use tfjob_operator::runtime::http;
 use tfjob_operator::runtime::leader;
 use tfjob_operator::runtime::metrics::Metrics;
-use tfjob_operator::settings::{LogFormat, RunSettings};
+use tfjob_operator::settings::{LogFormat, RenderFormat, RenderSettings, RunSettings};
 use tracing_subscriber::EnvFilter;
 
 /// A Kubernetes operator for TensorFlow training jobs (TFJob, kubeflow.org/v1).
@@ -24,6 +24,9 @@ enum Command {
     Run(Box<RunSettings>),
     /// Print the TFJob CustomResourceDefinition as YAML.
     Crd,
+    /// Print, offline, the Services and Pods a TFJob would get (names, labels, TF_CONFIG,
+    /// ports), or why the API server or the operator would refuse it (exit code 1).
+    Render(RenderSettings),
     /// Remove the operator's finalizer from TFJobs (run before uninstalling the operator).
     ReleaseFinalizers {
         /// Only this namespace (repeat for several).
@@ -97,11 +100,56 @@ async fn main() -> ExitCode {
             print!("{}", tfjob_operator::api::crd::crd_yaml());
             ExitCode::SUCCESS
         }
+        Command::Render(settings) => render(&settings),
         Command::Run(settings) => run(*settings).await,
         Command::ReleaseFinalizers {
             namespace,
             all_namespaces,
         } => release_finalizers(namespace, all_namespaces).await,
+    }
+}
+
+/// `render`: read the manifest, render it, print the children or the refusal.
+fn render(settings: &RenderSettings) -> ExitCode {
+    let text = if settings.filename.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(&settings.filename)
+    };
+    let manifest = match text
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_saphyr::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string()))
+    {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {}: {e}", settings.filename.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let cfg = settings.job.plan_config(usize::MAX, usize::MAX);
+    let rendered = match tfjob_operator::render::render(&manifest, &settings.namespace, &cfg) {
+        Ok(r) => r,
+        Err(refusal) => {
+            eprint!("error: {refusal}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in &rendered.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let printed = match settings.output {
+        RenderFormat::Yaml => rendered.to_yaml(),
+        RenderFormat::Json => rendered.to_json(),
+    };
+    match printed {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot print the rendering: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -23,16 +23,9 @@ pub struct RunSettings {
         default_value_t = 32
     )]
     pub concurrency: u16,
-    /// cleanPodPolicy for jobs that set none: Running, All or None (Kubeflow's default is None).
-    #[arg(
-        long,
-        env = "TFJOB_DEFAULT_CLEAN_POD_POLICY",
-        default_value = "running"
-    )]
-    pub default_clean_pod_policy: CleanPodPolicy,
-    /// Cluster domain appended to TF_CONFIG host names (e.g. cluster.local).
-    #[arg(long, env = "CUSTOM_CLUSTER_DOMAIN")]
-    pub cluster_domain: Option<String>,
+    /// What decides a job's pods and services (shared with `render`).
+    #[command(flatten)]
+    pub job: JobSettings,
     /// Seconds a pod may stay terminating while its TFJob is deleted before it is
     /// force-deleted (node lost).
     #[arg(long, env = "TFJOB_FORCE_DELETE_AFTER_SECONDS", default_value_t = 300)]
@@ -91,10 +84,6 @@ pub struct RunSettings {
     /// Log lines as plain text or as JSON objects (one per line).
     #[arg(long, env = "TFJOB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Most pods one TFJob may have (all replica types together); a larger job fails with
-    /// reason TFJobTooManyReplicas. The CRD refuses more than 50000 per replica type.
-    #[arg(long, env = "TFJOB_MAX_REPLICAS_PER_JOB", default_value_t = 20_000)]
-    pub max_replicas_per_job: u32,
     /// Most pods and services created for one job in one pass (the rest follow as they come
     /// up); bounds the memory a huge job takes.
     #[arg(long, env = "TFJOB_MAX_CREATES_PER_PASS", default_value_t = 100)]
@@ -111,6 +100,70 @@ pub struct RunSettings {
     /// job's other pods to come up, so they are reported in one write (0: write at once).
     #[arg(long, env = "TFJOB_STATUS_BATCH_MS", default_value_t = 1000)]
     pub status_batch_ms: u64,
+}
+
+/// The settings that decide which pods and services a TFJob gets: used by `run` and by
+/// `render`, so a preview is made with the operator's own configuration.
+#[derive(Args, Clone, Debug)]
+pub struct JobSettings {
+    /// cleanPodPolicy for jobs that set none: Running, All or None (Kubeflow's default is None).
+    #[arg(
+        long,
+        env = "TFJOB_DEFAULT_CLEAN_POD_POLICY",
+        default_value = "running"
+    )]
+    pub default_clean_pod_policy: CleanPodPolicy,
+    /// Cluster domain appended to TF_CONFIG host names (e.g. cluster.local).
+    #[arg(long, env = "CUSTOM_CLUSTER_DOMAIN")]
+    pub cluster_domain: Option<String>,
+    /// Most pods one TFJob may have (all replica types together); a larger job fails with
+    /// reason TFJobTooManyReplicas. The CRD refuses more than 50000 per replica type.
+    #[arg(long, env = "TFJOB_MAX_REPLICAS_PER_JOB", default_value_t = 20_000)]
+    pub max_replicas_per_job: u32,
+}
+
+impl JobSettings {
+    /// The planner's configuration with these settings and the given per-pass bounds.
+    pub fn plan_config(
+        &self,
+        max_creates_per_pass: usize,
+        max_create_bytes_per_pass: usize,
+    ) -> PlanConfig {
+        PlanConfig {
+            default_clean_pod_policy: self.default_clean_pod_policy,
+            cluster_domain: self.cluster_domain.clone(),
+            max_replicas_per_job: self.max_replicas_per_job,
+            max_creates_per_pass,
+            max_create_bytes_per_pass,
+        }
+    }
+}
+
+/// Settings of `tfjob-operator render`.
+#[derive(Args, Clone, Debug)]
+pub struct RenderSettings {
+    /// The TFJob manifest (YAML or JSON); `-` reads standard input.
+    #[arg(long, short = 'f')]
+    pub filename: std::path::PathBuf,
+    /// Namespace of a manifest that names none.
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+    /// Output format: YAML documents, or one JSON `v1 List`.
+    #[arg(long, short = 'o', value_enum, default_value_t = RenderFormat::Yaml)]
+    pub output: RenderFormat,
+    /// The operator's settings that shape a job's children (same flags and environment
+    /// variables as `run`).
+    #[command(flatten)]
+    pub job: JobSettings,
+}
+
+/// How `render` prints what it renders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RenderFormat {
+    /// YAML documents separated by `---`: the Services, then the Pods.
+    Yaml,
+    /// One `v1 List` holding the Services, then the Pods.
+    Json,
 }
 
 /// How log lines are written.
@@ -184,13 +237,10 @@ impl RunSettings {
     /// The reconciler's configuration (of the first namespace, when several are given).
     pub fn controller_config(&self) -> ControllerConfig {
         ControllerConfig {
-            plan: PlanConfig {
-                default_clean_pod_policy: self.default_clean_pod_policy,
-                cluster_domain: self.cluster_domain.clone(),
-                max_replicas_per_job: self.max_replicas_per_job,
-                max_creates_per_pass: self.max_creates_per_pass.max(1),
-                max_create_bytes_per_pass: self.max_create_bytes_per_pass,
-            },
+            plan: self.job.plan_config(
+                self.max_creates_per_pass.max(1),
+                self.max_create_bytes_per_pass,
+            ),
             concurrency: self.concurrency.max(1),
             force_delete_after: Duration::from_secs(self.force_delete_after_seconds),
             namespace: self.namespace.first().cloned(),

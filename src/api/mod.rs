@@ -1,5 +1,6 @@
 //! The TFJob resource: types, defaults, names and the CRD. No I/O.
 
+pub mod admission;
 pub mod builder;
 pub mod child;
 pub mod crd;

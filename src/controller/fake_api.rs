@@ -21,6 +21,8 @@ pub struct Call {
     pub path: String,
     /// The JSON body (Null when there was none).
     pub body: Value,
+    /// The body's bytes as sent.
+    pub raw: Vec<u8>,
 }
 
 impl Call {
@@ -97,7 +99,13 @@ pub fn client(
                 .await
                 .unwrap_or_default();
             let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let call = Call { method, path, body };
+            let raw = bytes.to_vec();
+            let call = Call {
+                method,
+                path,
+                body,
+                raw,
+            };
             let (code, answer) = handler(&call);
             if let Ok(mut c) = record.0.lock() {
                 c.push(call);

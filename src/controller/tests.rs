@@ -565,3 +565,49 @@ async fn a_cleanup_deletes_children_only_as_it_saw_them() {
         "services still held it"
     );
 }
+
+#[tokio::test]
+async fn render_shows_byte_for_byte_what_the_operator_creates_for_the_seed_job() {
+    let manifest: serde_json::Value =
+        serde_json::from_str(include_str!("../../tests/fixtures/tfjob-seed.json"))
+            .expect("the seed fixture is JSON");
+    let mut stored: TFJob = serde_json::from_value(manifest.clone()).expect("the seed is a TFJob");
+    stored.metadata.uid = Some("seed-uid".into());
+    stored.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    stored.metadata.resource_version = Some("1".into());
+    let world = World::new(accepting());
+    apply(Arc::new(stored), &world.ctx)
+        .await
+        .expect("reconciled");
+
+    let mut submitted = manifest;
+    submitted["metadata"]["uid"] = "seed-uid".into();
+    let rendered =
+        crate::render::render(&submitted, "default", &config().plan).expect("the seed renders");
+    let sent = |suffix: &str| -> Vec<Vec<u8>> {
+        world
+            .calls
+            .matching("POST", suffix)
+            .into_iter()
+            .map(|c| c.raw)
+            .collect()
+    };
+    let pods = sent("/namespaces/kube-test/pods");
+    let services = sent("/namespaces/kube-test/services");
+    assert!(
+        !pods.is_empty() && !services.is_empty(),
+        "the operator created the seed's children"
+    );
+    let rendered_pods: Vec<Vec<u8>> = rendered
+        .pods
+        .iter()
+        .map(|p| serde_json::to_vec(p).expect("a pod serializes"))
+        .collect();
+    let rendered_services: Vec<Vec<u8>> = rendered
+        .services
+        .iter()
+        .map(|s| serde_json::to_vec(s).expect("a service serializes"))
+        .collect();
+    assert_eq!(rendered_pods, pods, "pods");
+    assert_eq!(rendered_services, services, "services");
+}
