@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::api::TFJob;
 use crate::api::admission;
+use crate::api::defaults::MANAGED_BY_US;
 use crate::plan::conditions::kind;
 use crate::plan::{Change, EventKind, PlanConfig, plan};
 
@@ -105,6 +106,7 @@ pub fn render(manifest: &Value, namespace: &str, cfg: &PlanConfig) -> Result<Ren
     }
     let mut job: TFJob = serde_json::from_value(manifest.clone())
         .map_err(|e| Refusal::ApiServer(vec![format!("cannot be handled as a TFJob: {e}")]))?;
+    let notes = as_submitted(&mut job);
     let meta = &mut job.metadata;
     meta.namespace.get_or_insert_with(|| namespace.to_string());
     meta.uid.get_or_insert_with(|| PLACEHOLDER_UID.to_string());
@@ -136,13 +138,33 @@ pub fn render(manifest: &Value, namespace: &str, cfg: &PlanConfig) -> Result<Ren
             _ => {}
         }
     }
-    rendered.warnings = decided
-        .events
-        .into_iter()
-        .filter(|e| e.kind == EventKind::Warning)
-        .map(|e| format!("{}: {}", e.reason, e.message))
-        .collect();
+    rendered.warnings = notes;
+    rendered.warnings.extend(
+        decided
+            .events
+            .into_iter()
+            .filter(|e| e.kind == EventKind::Warning)
+            .map(|e| format!("{}: {}", e.reason, e.message)),
+    );
     Ok(rendered)
+}
+
+/// The job as a create stores it (a status in the manifest is ignored), made runnable by this
+/// operator: a suspended job, or one managed by another controller, is rendered as this
+/// operator would create it once resumed or handed over, with a note that says so.
+fn as_submitted(job: &mut TFJob) -> Vec<String> {
+    job.status = None;
+    let mut notes = Vec::new();
+    if let Some(policy) = job.spec.run_policy.as_mut() {
+        if policy.suspend == Some(true) {
+            policy.suspend = None;
+            notes.push("spec.runPolicy.suspend is true: nothing is created until it is false; shown is what is created then".to_string());
+        }
+        if let Some(other) = policy.managed_by.take_if(|m| m != MANAGED_BY_US) {
+            notes.push(format!("spec.runPolicy.managedBy is {other}: this operator leaves the job to that controller; shown is what it would create itself"));
+        }
+    }
+    notes
 }
 
 #[cfg(test)]
@@ -189,6 +211,16 @@ mod tests {
                 .iter()
                 .all(|p| p.metadata.namespace.as_deref() == Some("team-a"))
         );
+    }
+
+    #[test]
+    fn a_suspended_job_is_rendered_as_it_resumes_and_says_so() {
+        let mut suspended = manifest(1);
+        suspended["spec"]["runPolicy"] = json!({"suspend": true});
+        suspended["status"] = json!({"conditions": [{"type": "Succeeded", "status": "True"}]});
+        let rendered = render(&suspended, "default", &cfg()).expect("renders");
+        assert_eq!(rendered.pods.len(), 2);
+        assert!(rendered.warnings[0].starts_with("spec.runPolicy.suspend is true"));
     }
 
     #[test]

@@ -100,6 +100,21 @@ fn crd_names_columns_and_subresources() {
     assert_eq!(cols[0].name, "State");
     assert_eq!(cols[0].json_path, ".status.state");
     assert_eq!(cols[1].name, "Age");
+    let wide: Vec<(&str, &str, Option<i32>)> = cols[2..]
+        .iter()
+        .map(|c| (c.name.as_str(), c.json_path.as_str(), c.priority))
+        .collect();
+    assert_eq!(
+        wide,
+        [
+            ("Active", ".status.replicaTotals.active", Some(1)),
+            ("Succeeded", ".status.replicaTotals.succeeded", Some(1)),
+            ("Failed", ".status.replicaTotals.failed", Some(1)),
+            ("Restarts", ".status.replicaTotals.restarts", Some(1)),
+            ("Reason", ".status.reason", Some(1)),
+        ],
+        "-o wide only"
+    );
     let selectable: Vec<&str> = v
         .selectable_fields
         .iter()

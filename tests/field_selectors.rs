@@ -61,6 +61,45 @@ async fn selected(t: &TestNs, selector: &str) -> Vec<String> {
     jobs
 }
 
+/// `kubectl get tfjobs -o wide`: each job's row by column header.
+async fn wide_columns(t: &TestNs) -> BTreeMap<String, BTreeMap<String, String>> {
+    let out = kubectl(t, &["get", "tfjobs", "-o", "wide"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "STATE",
+            "AGE",
+            "ACTIVE",
+            "SUCCEEDED",
+            "FAILED",
+            "RESTARTS",
+            "REASON"
+        ],
+        "{text}"
+    );
+    lines
+        .map(|line| {
+            let cells: Vec<String> = line.split_whitespace().map(String::from).collect();
+            let row = header.iter().cloned().zip(cells.iter().cloned()).collect();
+            (cells[0].clone(), row)
+        })
+        .collect()
+}
+
 /// Waits until every job in `expected` (name -> state word) shows that word.
 async fn wait_states(t: &TestNs, expected: &BTreeMap<&str, &str>) {
     wait_for(t.jobs(), &format!("states {expected:?}"), T, |jobs| {
@@ -185,6 +224,36 @@ async fn jobs_are_listed_by_state_and_queue_and_undeclared_fields_are_refused() 
         selected(&t, "spec.runPolicy.schedulingPolicy.queue=team-a").await,
         ["running"]
     );
+    let wide = wide_columns(&t).await;
+    let row = |job: &str| -> Vec<&str> {
+        let cols = &wide[job];
+        [
+            "STATE",
+            "ACTIVE",
+            "SUCCEEDED",
+            "FAILED",
+            "RESTARTS",
+            "REASON",
+        ]
+        .iter()
+        .map(|c| cols[*c].as_str())
+        .collect()
+    };
+    assert_eq!(
+        row("running"),
+        ["Running", "2", "0", "0", "0", "TFJobRunning"]
+    );
+    assert_eq!(
+        row("done-a"),
+        ["Succeeded", "0", "2", "0", "0", "TFJobSucceeded"]
+    );
+    assert_eq!(
+        row("failed"),
+        ["Failed", "1", "0", "1", "0", "TFJobFailed"],
+        "its PS still runs: cleanPodPolicy None"
+    );
+    assert_eq!(row("suspended")[0], "Suspended");
+    assert_eq!(row("suspended")[5], "TFJobSuspended");
     let undeclared = "spec.runPolicy.backoffLimit=3";
     let refused = kubectl(&t, &["get", "tfjobs", "--field-selector", undeclared]).await;
     let stderr = String::from_utf8_lossy(&refused.stderr);

@@ -33,6 +33,36 @@ use serde::{Deserialize, Serialize};
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Active",
+        type_ = "integer",
+        json_path = ".status.replicaTotals.active",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Succeeded",
+        type_ = "integer",
+        json_path = ".status.replicaTotals.succeeded",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Failed",
+        type_ = "integer",
+        json_path = ".status.replicaTotals.failed",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Restarts",
+        type_ = "integer",
+        json_path = ".status.replicaTotals.restarts",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.reason",
+        priority = 1
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -250,6 +280,16 @@ pub struct TFJobStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
 
+    /// The reason of the condition `state` names, e.g. TFJobRunning or TFJobFailed (the
+    /// condition's message says more). Shown by `kubectl get tfjobs -o wide`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+
+    /// The pod counts of `replicaStatuses`, every replica type added up. Shown by
+    /// `kubectl get tfjobs -o wide`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_totals: Option<ReplicaTotals>,
+
     /// The job's conditions (Created, Running, Restarting, Succeeded, Failed, Suspended), the
     /// newest last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -298,6 +338,32 @@ pub struct JobCondition {
 
 fn is_zero(n: &i32) -> bool {
     *n == 0
+}
+
+/// Pod counts of every replica type together.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaTotals {
+    /// Pods running.
+    pub active: i32,
+    /// Pods that succeeded.
+    pub succeeded: i32,
+    /// Pods that failed.
+    pub failed: i32,
+    /// Pods recreated after a failure so far.
+    pub restarts: i32,
+}
+
+impl ReplicaTotals {
+    /// The sums over `replicas` (saturating: counts are bounded by the replica limit anyway).
+    pub fn of<'a>(replicas: impl IntoIterator<Item = &'a ReplicaStatus>) -> Self {
+        replicas.into_iter().fold(Self::default(), |t, r| Self {
+            active: t.active.saturating_add(r.active),
+            succeeded: t.succeeded.saturating_add(r.succeeded),
+            failed: t.failed.saturating_add(r.failed),
+            restarts: t.restarts.saturating_add(r.restarts),
+        })
+    }
 }
 
 /// Pod counts of one replica type.

@@ -68,6 +68,16 @@ pub fn state(status: &TFJobStatus) -> Option<String> {
         .map(|c| c.type_.clone())
 }
 
+/// The reason of the condition [`state`] names.
+pub fn state_reason(status: &TFJobStatus) -> Option<String> {
+    status
+        .conditions
+        .iter()
+        .rev()
+        .find(|c| c.status == "True")
+        .and_then(|c| c.reason.clone())
+}
+
 /// Whether the job has Succeeded or Failed.
 pub fn is_finished(status: &TFJobStatus) -> bool {
     is_true(status, kind::SUCCEEDED) || is_true(status, kind::FAILED)

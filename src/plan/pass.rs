@@ -15,7 +15,7 @@ use super::observed::OwnedChildren;
 use super::replicas::Replicas;
 use super::{Adoption, Change, ChildRef, EventKind, Outcome, Plan};
 use crate::api::defaults::NormalizedSpec;
-use crate::api::{TFJob, TFJobStatus};
+use crate::api::{ReplicaTotals, TFJob, TFJobStatus};
 
 /// One pass over one job.
 pub(super) struct Pass<'a> {
@@ -136,6 +136,9 @@ impl<'a> Pass<'a> {
     /// `may_wait` is the batching verdict for it.
     pub fn into_plan(mut self, may_wait: bool) -> Plan {
         self.status.state = conditions::state(&self.status);
+        self.status.reason = conditions::state_reason(&self.status);
+        self.status.replica_totals = (!self.status.replica_statuses.is_empty())
+            .then(|| ReplicaTotals::of(self.status.replica_statuses.values()));
         if self.status != self.stored {
             self.plan.status_may_wait = may_wait;
             self.plan.status = Some(self.status);
