@@ -261,6 +261,19 @@ async fn queued_jobs_run_one_at_a_time_within_the_quota_on_the_flavors_node() {
         {
             let job = t.jobs().get(waiting).await.expect("job");
             assert!(has_condition(&job, "Suspended"), "{waiting} is Suspended");
+            let said = job
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Suspended"))
+                .and_then(|c| c.message.clone())
+                .unwrap_or_default();
+            assert_eq!(
+                said,
+                format!(
+                    "TFJob {waiting} is suspended. Waiting: in Kueue LocalQueue lq, until Kueue admits it (its reason: kubectl get workloads -n {} -o wide).",
+                    t.ns
+                )
+            );
             assert!(
                 pods_of(&t, waiting).await.is_empty(),
                 "{waiting} has no pods"

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::api::{ChildPod, ChildService};
 use jiff::Timestamp;
+use kube::ResourceExt;
 
 use super::pass::Pass;
 use super::restarts::RestartBudget;
@@ -39,7 +40,12 @@ pub fn plan(
         return pass.into_plan(false);
     }
     if run_policy.suspend {
-        suspend::suspend(&mut pass, job.spec.tf_replica_specs.keys());
+        let queue = job.labels().get(suspend::KUEUE_QUEUE_LABEL);
+        suspend::suspend(
+            &mut pass,
+            job.spec.tf_replica_specs.keys(),
+            queue.map(String::as_str),
+        );
         return pass.into_plan(false);
     }
     suspend::resume_if_suspended(&mut pass);

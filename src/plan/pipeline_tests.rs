@@ -1216,3 +1216,39 @@ fn a_suspended_job_with_keys_kueue_cannot_read_says_how_to_spell_them() {
     let p = plan(&canonical, &[], &[], now(), &cfg());
     assert_eq!(reasons(&p), vec!["TFJobSuspended"]);
 }
+
+#[test]
+fn a_job_held_by_a_kueue_queue_says_it_waits_for_admission() {
+    let mut j = job()
+        .workers(1)
+        .label("kueue.x-k8s.io/queue-name", "team-a")
+        .build();
+    run_policy(&mut j).suspend = Some(true);
+    let p = plan(&j, &[], &[], now(), &cfg());
+    let suspended = status(&p)
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Suspended")
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        suspended,
+        format!(
+            "TFJob test-tfjob is suspended. Waiting: in Kueue LocalQueue team-a, until Kueue admits it (its reason: kubectl get workloads -n {} -o wide).",
+            j.metadata.namespace.as_deref().unwrap_or_default()
+        )
+    );
+    // Admitted: resumed, and the waiting words go with the suspension.
+    j.status = p.status;
+    run_policy(&mut j).suspend = Some(false);
+    let resumed = plan(&j, &[], &[], now(), &cfg());
+    assert!(
+        !status(&resumed)
+            .conditions
+            .iter()
+            .filter(|c| c.status == "True")
+            .any(|c| c.message.as_deref().unwrap_or_default().contains("Kueue")),
+        "{:?}",
+        status(&resumed).conditions
+    );
+}

@@ -9,13 +9,27 @@ use super::conditions::{self, kind, reason};
 use super::pass::Pass;
 use crate::api::ReplicaType;
 
+/// The label that puts a job in a Kueue LocalQueue.
+pub const KUEUE_QUEUE_LABEL: &str = "kueue.x-k8s.io/queue-name";
+
 /// Suspends the job: no pods, no services, `Suspended=True`, `Running=False`. `keys` are the
 /// job's `tfReplicaSpecs` keys as written: when one is not spelled as Kueue reads it, the
-/// suspension says so (a queue may be what suspended it, and may never admit it).
-pub(super) fn suspend<'k>(pass: &mut Pass<'_>, keys: impl Iterator<Item = &'k String>) {
+/// suspension says so (a queue may be what suspended it, and may never admit it). A job in a
+/// Kueue `queue` says that it waits for Kueue to admit it.
+pub(super) fn suspend<'k>(
+    pass: &mut Pass<'_>,
+    keys: impl Iterator<Item = &'k String>,
+    queue: Option<&str>,
+) {
     pass.delete_all_children();
     pass.no_replica_active();
-    let message = format!("TFJob {} is suspended.", pass.id.name);
+    let mut message = format!("TFJob {} is suspended.", pass.id.name);
+    if let Some(queue) = queue {
+        message.push_str(&format!(
+            " Waiting: in Kueue LocalQueue {queue}, until Kueue admits it (its reason: kubectl get workloads -n {} -o wide).",
+            pass.id.namespace
+        ));
+    }
     let now = pass.now;
     let status = &mut pass.status;
     if conditions::is_true(status, kind::RUNNING) {
@@ -97,7 +111,7 @@ mod tests {
     fn suspend_then_resume_flips_the_condition_and_restarts_the_clock() {
         let job = tfjob("a").workers(1).build();
         let mut pass = Pass::start(&job, &[], &[], Timestamp::UNIX_EPOCH);
-        suspend(&mut pass, std::iter::empty());
+        suspend(&mut pass, std::iter::empty(), None);
         assert!(conditions::is_true(&pass.status, kind::SUSPENDED));
         assert_eq!(pass.plan.events.len(), 1);
         let later = Timestamp::from_second(100).expect("valid");
