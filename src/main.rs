@@ -269,7 +269,10 @@ async fn operator_client(
             return None;
         }
     };
-    let problems = tfjob_operator::runtime::preflight::check(&client, &settings.namespace).await;
+    let gang = settings.controller_config().plan.gang;
+    let problems =
+        tfjob_operator::runtime::preflight::check(&client, &settings.namespace, gang.as_ref())
+            .await;
     for problem in &problems {
         eprintln!("error: {problem}");
     }
@@ -292,12 +295,6 @@ async fn listen(addr: std::net::SocketAddr, flag: &str) -> Option<tokio::net::Tc
 /// to be restarted).
 async fn run(settings: RunSettings) -> ExitCode {
     init_tracing(settings.log_format);
-    if let Some(name) = &settings.gang_scheduler_name {
-        eprintln!(
-            "error: --gang-scheduler-name={name}: gang scheduling (Volcano or scheduler-plugins PodGroups) is not supported yet; remove the flag (pods are scheduled one by one)"
-        );
-        return ExitCode::from(2);
-    }
     let metrics = std::sync::Arc::new(Metrics::new());
     let gate = gate_for(&settings);
     let Some(client) = operator_client(&settings, &metrics, gate.clone()).await else {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser};
 
 use crate::api::CleanPodPolicy;
+use crate::api::podgroup::GangScheduler;
 use crate::controller::ControllerConfig;
 use crate::plan::PlanConfig;
 use crate::runtime::client::{ClientLimits, RateLimit};
@@ -51,10 +52,6 @@ pub struct RunSettings {
         value_parser = parse_bind_address
     )]
     pub health_probe_bind_address: SocketAddr,
-    /// Gang scheduling (Volcano or scheduler-plugins PodGroups) is not implemented: any value
-    /// is refused at startup rather than silently ignored.
-    #[arg(long, env = "TFJOB_GANG_SCHEDULER_NAME")]
-    pub gang_scheduler_name: Option<String>,
     /// Elect a leader among the replicas on a coordination.k8s.io Lease: only the leader acts,
     /// the others keep warm caches and take over when it goes.
     #[arg(long, env = "TFJOB_LEADER_ELECT")]
@@ -106,6 +103,11 @@ pub struct RunSettings {
 /// `render`, so a preview is made with the operator's own configuration.
 #[derive(Args, Clone, Debug)]
 pub struct JobSettings {
+    /// Gang scheduling: `volcano` (Volcano's PodGroups, any case) or the scheduler name of a
+    /// scheduler-plugins profile running Coscheduling (e.g. `scheduler-plugins-scheduler`).
+    /// Each job gets a PodGroup and its pods go to that scheduler. Empty: off.
+    #[arg(long, env = "TFJOB_GANG_SCHEDULER_NAME", default_value = "")]
+    pub gang_scheduler_name: String,
     /// cleanPodPolicy for jobs that set none: Running, All or None (Kubeflow's default is None).
     #[arg(
         long,
@@ -130,6 +132,7 @@ impl JobSettings {
         max_create_bytes_per_pass: usize,
     ) -> PlanConfig {
         PlanConfig {
+            gang: GangScheduler::from_flag(&self.gang_scheduler_name),
             default_clean_pod_policy: self.default_clean_pod_policy,
             cluster_domain: self.cluster_domain.clone(),
             max_replicas_per_job: self.max_replicas_per_job,

@@ -93,6 +93,29 @@ async fn quota_for_one_job(
     cq
 }
 
+/// A queued job not admitted yet: Suspended, saying it waits for Kueue, without pods.
+async fn waits_suspended_without_pods(t: &TestNs, waiting: &str) {
+    let job = t.jobs().get(waiting).await.expect("job");
+    assert!(has_condition(&job, "Suspended"), "{waiting} is Suspended");
+    let said = job
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Suspended"))
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        said,
+        format!(
+            "TFJob {waiting} is suspended. Waiting: in Kueue LocalQueue lq, until Kueue admits it (its reason: kubectl get workloads -n {} -o wide).",
+            t.ns
+        )
+    );
+    assert!(
+        pods_of(t, waiting).await.is_empty(),
+        "{waiting} has no pods"
+    );
+}
+
 /// Whether a pod counts against the quota: not finished and not being deleted.
 fn is_live(p: &Pod) -> bool {
     matches!(pod_phase(p), "Pending" | "Running") && p.metadata.deletion_timestamp.is_none()
@@ -259,25 +282,7 @@ async fn queued_jobs_run_one_at_a_time_within_the_quota_on_the_flavors_node() {
             .iter()
             .filter(|n| **n != running && !finished.iter().any(|f| f == *n))
         {
-            let job = t.jobs().get(waiting).await.expect("job");
-            assert!(has_condition(&job, "Suspended"), "{waiting} is Suspended");
-            let said = job
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Suspended"))
-                .and_then(|c| c.message.clone())
-                .unwrap_or_default();
-            assert_eq!(
-                said,
-                format!(
-                    "TFJob {waiting} is suspended. Waiting: in Kueue LocalQueue lq, until Kueue admits it (its reason: kubectl get workloads -n {} -o wide).",
-                    t.ns
-                )
-            );
-            assert!(
-                pods_of(&t, waiting).await.is_empty(),
-                "{waiting} has no pods"
-            );
+            waits_suspended_without_pods(&t, waiting).await;
         }
         finish_job(&t, &running).await;
         finished.push(running);

@@ -6,6 +6,8 @@ pub mod child;
 pub mod crd;
 pub mod defaults;
 pub mod labels;
+pub mod podgroup;
+pub mod quantity;
 pub mod replica_type;
 pub mod template;
 pub mod types;

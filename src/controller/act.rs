@@ -4,7 +4,7 @@
 //! what it wrote, so the next pass sees it before the watches do.
 
 use futures::future::join_all;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::Recorder;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -22,6 +22,9 @@ use crate::api::TFJob;
 use crate::plan::announce::{self, Announce, Applied, Effect, Verb};
 use crate::plan::desired::JobIdentity;
 use crate::plan::{Adoption, Change, ChildRef, slow_start};
+
+/// The kind events and logs name a PodGroup by.
+const POD_GROUP: &str = "PodGroup";
 
 /// What became of one change, and the error to report for it.
 struct Sent {
@@ -83,6 +86,62 @@ impl Applier<'_> {
             Change::AdoptPod(orphan) => self.adopt(pods, &orphan).await,
             Change::AdoptService(orphan) => self.adopt(services, &orphan).await,
             Change::DeleteJob => self.delete_job().await,
+            Change::CreatePodGroup(group) => self.create_pod_group(&group).await,
+            Change::UpdatePodGroup { name, spec } => self.update_pod_group(&name, *spec).await,
+            Change::DeletePodGroup(child) => self.delete_pod_group(&child).await,
+        }
+    }
+
+    /// The PodGroup API of the job's namespace; None without gang scheduling (the planner
+    /// plans no PodGroup then).
+    fn pod_groups(&self) -> Option<Api<DynamicObject>> {
+        let scheduler = self.ctx.config.plan.gang.as_ref()?;
+        Some(Api::namespaced_with(
+            self.ctx.client.clone(),
+            &self.ns,
+            &scheduler.api_resource(),
+        ))
+    }
+
+    async fn create_pod_group(&self, group: &DynamicObject) -> Sent {
+        let name = group.name_any();
+        let Some(api) = self.pod_groups() else {
+            return self.report(Verb::Create, POD_GROUP, &name, Effect::Settled);
+        };
+        match api.create(&PostParams::default(), group).await {
+            Ok(_) => self.report(Verb::Create, POD_GROUP, &name, Effect::Done),
+            Err(e) if is_already_exists(&e) => {
+                self.report(Verb::Create, POD_GROUP, &name, Effect::Settled)
+            }
+            Err(e) => self.refused(Verb::Create, POD_GROUP, &name, e),
+        }
+    }
+
+    async fn update_pod_group(&self, name: &str, spec: serde_json::Value) -> Sent {
+        let Some(api) = self.pod_groups() else {
+            return self.report(Verb::Update, POD_GROUP, name, Effect::Settled);
+        };
+        let patch = Patch::Merge(json!({ "spec": spec }));
+        match api.patch(name, &PatchParams::default(), &patch).await {
+            Ok(_) => self.report(Verb::Update, POD_GROUP, name, Effect::Done),
+            Err(e) if is_not_found(&e) => {
+                self.report(Verb::Update, POD_GROUP, name, Effect::Settled)
+            }
+            Err(e) => self.refused(Verb::Update, POD_GROUP, name, e),
+        }
+    }
+
+    async fn delete_pod_group(&self, child: &ChildRef) -> Sent {
+        let name = &child.name;
+        let Some(api) = self.pod_groups() else {
+            return self.report(Verb::Delete, POD_GROUP, name, Effect::Settled);
+        };
+        match api.delete(name, &delete_params(child, None)).await {
+            Ok(_) => self.report(Verb::Delete, POD_GROUP, name, Effect::Done),
+            Err(e) if is_not_found(&e) || is_conflict(&e) => {
+                self.report(Verb::Delete, POD_GROUP, name, Effect::Settled)
+            }
+            Err(e) => self.refused(Verb::Delete, POD_GROUP, name, e),
         }
     }
 

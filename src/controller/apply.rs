@@ -25,10 +25,14 @@ const MAX_PLANS: usize = 3;
 /// creates tolerate AlreadyExists and deletes NotFound.
 pub(super) async fn apply(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
     let (pods, services) = ctx.children_of(&job);
+    let pod_group = ctx.pod_group_of(&job);
     let recorder = ctx.recorder();
     let mut job = ctx.memory.with_our_status(job);
     for _ in 0..MAX_PLANS {
-        let decision = plan::plan(&job, &pods, &services, Timestamp::now(), &ctx.config.plan);
+        let now = Timestamp::now();
+        let cfg = &ctx.config.plan;
+        let decision =
+            plan::plan_with_pod_group(&job, &pods, &services, pod_group.as_ref(), now, cfg);
         act::apply(ctx, &recorder, &job, decision.changes, Announce::Everything).await?;
         let mut requeue_after = decision.requeue_after;
         match status::write_or_wait(ctx, &job, decision.status, decision.status_may_wait).await? {

@@ -4,14 +4,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use kube::api::Api;
+use kube::api::{Api, DynamicObject};
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 
 use super::child_cache::ChildCache;
 use super::config::ControllerConfig;
 use super::error::Error;
 use super::memory::JobMemory;
+use crate::api::podgroup::ObservedPodGroup;
 use crate::api::{ChildPod, ChildService, TFJob};
 use crate::runtime::leader::LeaderGate;
 use crate::runtime::metrics::Metrics;
@@ -32,6 +34,8 @@ pub(super) struct Context {
     pub(super) gate: LeaderGate,
     pub(super) config: ControllerConfig,
     pub(super) metrics: Arc<Metrics>,
+    /// With gang scheduling, the PodGroups the watch shows.
+    pod_groups: Option<Store<DynamicObject>>,
 }
 
 impl Context {
@@ -52,7 +56,27 @@ impl Context {
             gate,
             config,
             metrics,
+            pod_groups: None,
         }
+    }
+
+    /// The same context, reading PodGroups from `store` (gang scheduling).
+    pub(super) fn with_pod_groups(self, store: Store<DynamicObject>) -> Self {
+        Self {
+            pod_groups: Some(store),
+            ..self
+        }
+    }
+
+    /// Observe: the PodGroup of the job's name, if gang scheduling is on and it exists.
+    pub(super) fn pod_group_of(&self, job: &TFJob) -> Option<ObservedPodGroup> {
+        let scheduler = self.config.plan.gang.as_ref()?;
+        let store = self.pod_groups.as_ref()?;
+        let key = ObjectRef::new_with(&job.name_any(), scheduler.api_resource())
+            .within(&job.namespace().unwrap_or_default());
+        store
+            .get(&key)
+            .map(|group| ObservedPodGroup::of(&group, scheduler))
     }
 
     /// Waits until both caches have finished their initial list; false if a watch failed

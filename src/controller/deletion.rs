@@ -14,8 +14,10 @@ use super::error::Error;
 use super::timing::DELETION_RECHECK;
 use super::{act, events, finalizer};
 use crate::api::TFJob;
+use crate::api::podgroup::ObservedPodGroup;
 use crate::plan::announce::Announce;
 use crate::plan::cleanup::{CleanupPlan, plan_cleanup};
+use crate::plan::{Change, ChildRef};
 
 /// One step of a job's deletion: delete what is left of it; release it when nothing is. The
 /// answers to the deletes say which children are gone at once (services, finished and
@@ -28,6 +30,11 @@ pub(super) async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, E
         return Ok(Requeue::await_change());
     }
     let mut decision = decide(&job, &uid, ctx);
+    let orphaning = job.finalizers().iter().any(|f| f == "orphan");
+    if let Some(group) = ctx.pod_group_of(&job).filter(|_| !orphaning) {
+        decision.changes.extend(pod_group_cleanup(&group, &uid));
+        decision.done &= decision.changes.is_empty();
+    }
     if !decision.done {
         let recorder = ctx.recorder();
         events::publish(&recorder, &job, std::mem::take(&mut decision.events)).await;
@@ -53,6 +60,19 @@ pub(super) async fn cleanup(job: Arc<TFJob>, ctx: &Context) -> Result<Requeue, E
     }
     ctx.released(&uid);
     Ok(Requeue::await_change())
+}
+
+/// The delete of the job's PodGroup, if it controls one still there (it has no finalizers:
+/// once the delete is answered it is gone).
+fn pod_group_cleanup(group: &ObservedPodGroup, uid: &str) -> Option<Change> {
+    let ours = group.controller.as_ref().is_some_and(|c| &*c.uid == uid);
+    (ours && !group.deleting).then(|| {
+        Change::DeletePodGroup(ChildRef {
+            name: group.name.clone(),
+            uid: group.uid.clone(),
+            resource_version: None,
+        })
+    })
 }
 
 /// The cleanup plan for `job` over its children as observed now.

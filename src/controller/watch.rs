@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use backon::ExponentialBuilder;
 
+use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use kube::api::Api;
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::Config as RuntimeConfig;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::Backoff;
@@ -25,6 +26,7 @@ use super::reconcile::{error_policy, reconcile};
 use super::timing::{CACHE_SIZE_REPORT, SHUTDOWN_GRACE, WATCH_RETRY_FIRST, WATCH_RETRY_MAX};
 use super::trim::trim_tfjob;
 use crate::api::labels::MANAGED_SELECTOR;
+use crate::api::podgroup::GangScheduler;
 use crate::api::{ChildPod, ChildService, ObservedChild, TFJob};
 use crate::runtime::leader::LeaderGate;
 use crate::runtime::metrics::Metrics;
@@ -175,13 +177,18 @@ pub async fn run(
         watcher(api::<TFJob>(&client, namespace), job_config).modify(trim_tfjob),
     );
     let job_stream = with_backoff(TFJob::kind(&()), job_events, metrics.clone()).applied_objects();
-    let ctx = Arc::new(Context::new(
+    let (pod_groups, pod_group_stream) = pod_group_watch(&client, &config, metrics.clone());
+    let mut ctx = Context::new(
         client,
         config.clone(),
         metrics.clone(),
         (pods, services),
         gate.clone(),
-    ));
+    );
+    if let Some(store) = pod_groups {
+        ctx = ctx.with_pod_groups(store);
+    }
+    let ctx = Arc::new(ctx);
     let ready = ctx.clone();
     tokio::spawn(async move {
         if ready.caches_ready().await {
@@ -198,6 +205,11 @@ pub async fn run(
     let controller = Controller::for_stream(job_stream, jobs)
         .watches_stream(pod_stream, |pod| owning_job(&pod))
         .watches_stream(svc_stream, |svc| owning_job(&svc))
+        .watches_stream_with(
+            pod_group_stream,
+            |group| job_of_pod_group(&group),
+            pod_group_type(&config),
+        )
         .reconcile_all_on(gate.acquisitions())
         .with_config(runtime)
         .graceful_shutdown_on(shutdown.clone())
@@ -211,6 +223,55 @@ pub async fn run(
         });
     until_stopped(controller, shutdown).await;
     sizes.abort();
+}
+
+/// The API type of the PodGroups watched (Volcano's when gang scheduling is off: nothing of
+/// that type is watched then).
+fn pod_group_type(config: &ControllerConfig) -> ApiResource {
+    config
+        .plan
+        .gang
+        .clone()
+        .unwrap_or(GangScheduler::Volcano)
+        .api_resource()
+}
+
+/// With gang scheduling, the cache of PodGroups and the stream of those it touches; without,
+/// no cache and a stream that never yields.
+fn pod_group_watch(
+    client: &Client,
+    config: &ControllerConfig,
+    metrics: Arc<Metrics>,
+) -> (
+    Option<Store<DynamicObject>>,
+    BoxStream<'static, Result<DynamicObject, watcher::Error>>,
+) {
+    let Some(scheduler) = &config.plan.gang else {
+        return (None, futures::stream::empty().boxed());
+    };
+    let resource = scheduler.api_resource();
+    let api: Api<DynamicObject> = match config.namespace.as_deref() {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let writer = reflector::store::Writer::new(resource);
+    let store = writer.as_reader();
+    let watch = watcher(api, watcher::Config::default().page_size(LIST_PAGE_SIZE));
+    let events = reflector::reflector(writer, watch);
+    let stream = with_backoff("PodGroup".into(), events, metrics).touched_objects();
+    (Some(store), stream.boxed())
+}
+
+/// The TFJob controlling a PodGroup, if a TFJob does.
+fn job_of_pod_group(group: &DynamicObject) -> Option<ObjectRef<TFJob>> {
+    let namespace = group.metadata.namespace.as_deref()?;
+    group
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true) && o.kind == *TFJob::kind(&()))
+        .map(|o| ObjectRef::new(&o.name).within(namespace))
 }
 
 /// The TFJob to reconcile when a child changes: its controller, if that is a TFJob (what

@@ -13,6 +13,8 @@ pub enum Verb {
     Delete,
     /// Made the job its controller.
     Adopt,
+    /// Changed its spec (a PodGroup's).
+    Update,
 }
 
 /// What became of one change.
@@ -92,6 +94,10 @@ fn done(a: &Applied) -> JobEvent {
             format!("Adopted{suffix}"),
             format!("Adopted {noun} {name}, which had the job's labels and no controller"),
         ),
+        Verb::Update => (
+            format!("SuccessfulUpdate{suffix}"),
+            format!("Updated {noun}: {name}"),
+        ),
     };
     JobEvent {
         kind: EventKind::Normal,
@@ -108,6 +114,7 @@ pub fn describe(verb: Verb, kind: &str, namespace: &str, name: &str) -> String {
         Verb::Create => "creating",
         Verb::Delete => "deleting",
         Verb::Adopt => "adopting",
+        Verb::Update => "updating",
     };
     let noun = if kind == "TFJob" {
         kind.to_string()

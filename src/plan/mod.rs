@@ -18,6 +18,7 @@ pub mod cleanup;
 pub mod conditions;
 pub mod desired;
 mod finish;
+pub mod gang;
 mod job_status;
 mod limits;
 pub mod observed;
@@ -36,13 +37,16 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 
+use crate::api::podgroup::GangScheduler;
 use crate::api::{CleanPodPolicy, TFJobStatus};
 
-pub use pipeline::plan;
+pub use pipeline::{plan, plan_with_pod_group};
 
 /// Operator-wide settings the planner needs.
 #[derive(Clone, Debug)]
 pub struct PlanConfig {
+    /// The gang scheduler the job's pods go to, with a PodGroup each (`--gang-scheduler-name`).
+    pub gang: Option<GangScheduler>,
     /// cleanPodPolicy when a job sets none (`Running` unless configured; upstream uses `None`).
     pub default_clean_pod_policy: CleanPodPolicy,
     /// Cluster domain appended to host names in TF_CONFIG (upstream's `CUSTOM_CLUSTER_DOMAIN`).
@@ -131,6 +135,17 @@ pub enum Change {
     DeleteJob,
     /// Make the job the controller of a pod with its labels and no controller.
     AdoptPod(Adoption),
+    /// Create the job's PodGroup (AlreadyExists counts as done).
+    CreatePodGroup(Box<kube::api::DynamicObject>),
+    /// Set the spec of the job's PodGroup (a merge patch).
+    UpdatePodGroup {
+        /// The PodGroup's name (the job's).
+        name: String,
+        /// Its new spec, as the scheduler's PodGroup writes it.
+        spec: Box<serde_json::Value>,
+    },
+    /// Delete the job's PodGroup (NotFound counts as done).
+    DeletePodGroup(ChildRef),
     /// Make the job the controller of a service with its labels and no controller.
     AdoptService(Adoption),
 }

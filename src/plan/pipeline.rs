@@ -11,15 +11,32 @@ use kube::ResourceExt;
 use super::pass::Pass;
 use super::restarts::RestartBudget;
 use super::{Plan, PlanConfig};
-use super::{accept, batching, conditions, finish, job_status, limits, replicas, suspend, waiting};
+use super::{
+    accept, batching, conditions, finish, gang, job_status, limits, replicas, suspend, waiting,
+};
 use crate::api::TFJob;
 use crate::api::defaults::effective_run_policy;
+use crate::api::podgroup::ObservedPodGroup;
 
-/// Decides what to do for `job`, given the pods and services observed with its labels.
+/// Decides what to do for `job`, given the pods and services observed with its labels (and no
+/// PodGroup: see [`plan_with_pod_group`]).
 pub fn plan(
     job: &TFJob,
     pods: &[Arc<ChildPod>],
     services: &[Arc<ChildService>],
+    now: Timestamp,
+    cfg: &PlanConfig,
+) -> Plan {
+    plan_with_pod_group(job, pods, services, None, now, cfg)
+}
+
+/// Decides what to do for `job`, given the pods and services observed with its labels and,
+/// with gang scheduling, the PodGroup of its name.
+pub fn plan_with_pod_group(
+    job: &TFJob,
+    pods: &[Arc<ChildPod>],
+    services: &[Arc<ChildService>],
+    pod_group: Option<&ObservedPodGroup>,
     now: Timestamp,
     cfg: &PlanConfig,
 ) -> Plan {
@@ -37,9 +54,11 @@ pub fn plan(
     pass.adopt_orphans();
     if conditions::is_finished(&pass.status) {
         finish::finished(&mut pass, &run_policy);
+        gang::remove(&mut pass, pod_group);
         return pass.into_plan(false);
     }
     if run_policy.suspend {
+        gang::remove(&mut pass, pod_group);
         let queue = job.labels().get(suspend::KUEUE_QUEUE_LABEL);
         suspend::suspend(
             &mut pass,
@@ -61,6 +80,7 @@ pub fn plan(
     if let Some(limit) = limits::exceeded(replicas.budget.exceeded(), deadline, now) {
         limits::fail(&mut pass, limit);
         finish::finished(&mut pass, &run_policy);
+        gang::remove(&mut pass, pod_group);
         return pass.into_plan(false);
     }
     if let Some(at) = deadline {
@@ -74,8 +94,10 @@ pub fn plan(
         // and its books closed now rather than in another reconcile (one status write fewer).
         pass.plan.changes.retain(|a| !a.is_create());
         finish::finished(&mut pass, &run_policy);
+        gang::remove(&mut pass, pod_group);
     } else {
-        waiting::explain(&mut pass);
+        let gang_wait = gang::live(&mut pass, &spec, job, cfg, pod_group);
+        waiting::explain(&mut pass, gang_wait);
     }
     let may_wait = batching::may_wait(&pass.stored, &pass.status, &spec, &replicas);
     pass.into_plan(may_wait)

@@ -11,6 +11,7 @@ use crate::api::ChildPod;
 use kube::ResourceExt;
 
 use super::desired::{desired_pod, desired_service};
+use super::gang;
 use super::observed::{Foreign, exit_code, is_terminating, phase, replica_and_pod};
 use super::pass::Pass;
 use super::restarts::{FailedPod, RestartBudget, failed_pod};
@@ -196,7 +197,10 @@ fn reconcile_pods(
             .cluster
             .get_or_init(|| cluster_of(pass, spec, cfg))
             .as_ref();
-        let pod = desired_pod(&pass.id, spec, replica, index, cluster);
+        let mut pod = desired_pod(&pass.id, spec, replica, index, cluster);
+        if let Some(scheduler) = &cfg.gang {
+            gang::decorate(&mut pod, scheduler, &pass.id.name, replica.rtype);
+        }
         let template = *template_bytes.get_or_insert_with(|| json_len(&replica.template));
         if out.creates.take(template + tf_config_len(&pod)) {
             out.changes.push(Change::CreatePod(Box::new(pod)));

@@ -20,8 +20,59 @@ const MAX_PODS_NAMED: usize = 3;
 /// Characters of a scheduler's or kubelet's message kept per pod.
 const MAX_CAUSE_CHARS: usize = 300;
 
-/// Sets the waiting causes in the current condition's message, with a Warning per new cause.
-pub(super) fn explain(pass: &mut Pass<'_>) {
+/// Why a gang waits: its PodGroup not admitted yet (Volcano), or not placeable together.
+pub(super) struct GangWait(Cause);
+
+impl GangWait {
+    /// The scheduler has not admitted PodGroup `group` of `min_member` pods; `held`: pods are
+    /// held back until it does; `reason`: the scheduler's words, when it gave any.
+    pub(super) fn not_admitted(
+        group: &str,
+        min_member: i32,
+        held: bool,
+        reason: Option<String>,
+    ) -> Self {
+        let key = format!(
+            "the gang (PodGroup {group}, {min_member} pods) is not admitted by the scheduler yet"
+        );
+        let then = if held {
+            "its pods are created once it is"
+        } else {
+            "it is admitted once its resources are free"
+        };
+        let line = match reason {
+            Some(reason) => format!("{key}: {}; {then}", clip(&reason)),
+            None => format!("{key}; {then}"),
+        };
+        Self(Cause {
+            related: ("PodGroup", group.to_string()),
+            reason: "PodGroupNotAdmitted".into(),
+            key,
+            line,
+        })
+    }
+
+    /// The scheduler cannot place PodGroup `group`'s pods together, and says why.
+    pub(super) fn unschedulable(group: &str, message: &str) -> Self {
+        let key = format!("the gang (PodGroup {group}) cannot be scheduled together");
+        Self(Cause {
+            related: ("PodGroup", group.to_string()),
+            reason: "GangUnschedulable".into(),
+            line: format!("{key}: {}", clip(message)),
+            key,
+        })
+    }
+}
+
+/// At most [`MAX_CAUSE_CHARS`] of a scheduler's or kubelet's message, without its final period.
+fn clip(message: &str) -> String {
+    let kept: String = message.chars().take(MAX_CAUSE_CHARS).collect();
+    kept.trim_end_matches('.').to_string()
+}
+
+/// Sets the waiting causes in the current condition's message, with a Warning per new cause:
+/// the gang's first, if it waits, then the pods'.
+pub(super) fn explain(pass: &mut Pass<'_>, gang: Option<GangWait>) {
     let mut waiting: Vec<(&ChildPod, &Waiting)> = pass
         .children
         .live_pods()
@@ -29,10 +80,15 @@ pub(super) fn explain(pass: &mut Pass<'_>) {
         .filter_map(|p| Some((p, p.state.waiting.as_ref()?)))
         .collect();
     waiting.sort_by_key(|(p, _)| p.name_any());
-    let causes: Vec<Cause> = waiting
-        .iter()
-        .take(MAX_PODS_NAMED)
-        .map(|(p, w)| cause(p, w))
+    let causes: Vec<Cause> = gang
+        .map(|g| g.0)
+        .into_iter()
+        .chain(
+            waiting
+                .iter()
+                .take(MAX_PODS_NAMED)
+                .map(|(p, w)| cause(p, w)),
+        )
         .collect();
     let Some(at) = pass
         .status
@@ -55,7 +111,7 @@ pub(super) fn explain(pass: &mut Pass<'_>) {
             kind: EventKind::Warning,
             reason: cause.reason.clone(),
             message: cause.line.clone(),
-            related: Some(("Pod", cause.pod.clone())),
+            related: Some((cause.related.0, cause.related.1.clone())),
         });
     }
     // Causes shown on an earlier condition go with it: only the current one says why.
@@ -77,11 +133,11 @@ pub(super) fn explain(pass: &mut Pass<'_>) {
     }
 }
 
-/// One pod's cause: which pod, which cause (`key`, what says whether it was announced), and
+/// One cause: what it is about, which cause (`key`, what says whether it was announced), and
 /// the line the message shows.
 struct Cause {
-    /// The pod's name.
-    pod: String,
+    /// The kind and name of what it is about: the pod, or the gang's PodGroup.
+    related: (&'static str, String),
     /// `Unschedulable`, or the container's waiting reason: the Warning's reason.
     reason: String,
     /// "Worker 0 (pod j-worker-0) cannot be scheduled", "PS 0 (pod j-ps-0) cannot start
@@ -97,10 +153,9 @@ fn cause(pod: &ChildPod, waiting: &Waiting) -> Cause {
         "Unschedulable" => format!("{who} cannot be scheduled"),
         reason => format!("{who} cannot start ({reason})"),
     };
-    let message: String = waiting.message.chars().take(MAX_CAUSE_CHARS).collect();
-    let line = format!("{key}: {}", message.trim_end_matches('.'));
+    let line = format!("{key}: {}", clip(&waiting.message));
     Cause {
-        pod: pod.name_any(),
+        related: ("Pod", pod.name_any()),
         reason: waiting.reason.clone(),
         key,
         line,

@@ -6,11 +6,12 @@
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use kube::api::{ListParams, PostParams};
+use kube::api::{DynamicObject, ListParams, PostParams};
 use kube::{Api, Client, Resource};
 
 use super::crd_fields::{FieldTree, missing_fields};
 use crate::api::TFJob;
+use crate::api::podgroup::GangScheduler;
 
 /// What the operator does: (API group, resource, verbs). The Helm chart's ClusterRole grants
 /// exactly these.
@@ -30,14 +31,34 @@ pub const PERMISSIONS: &[(&str, &str, &[&str])] = &[
     ("events.k8s.io", "events", &["create"]),
 ];
 
-/// Runs the checks for the watched `namespaces` (empty: all); the errors, one line each.
-pub async fn check(client: &Client, namespaces: &[String]) -> Vec<String> {
+/// What gang scheduling adds: the PodGroups of the chosen scheduler.
+const POD_GROUP_VERBS: &[&str] = &["get", "list", "watch", "create", "patch", "delete"];
+
+/// Runs the checks for the watched `namespaces` (empty: all) and the `gang` scheduler, if any;
+/// the errors, one line each.
+pub async fn check(
+    client: &Client,
+    namespaces: &[String],
+    gang: Option<&GangScheduler>,
+) -> Vec<String> {
     if let Some(missing) = crd_missing(client, namespaces.first()).await {
         return vec![missing];
     }
     if let Some(outdated) = crd_outdated(client).await {
         return vec![outdated];
     }
+    if let Some(scheduler) = gang
+        && let Some(missing) = pod_group_crd_missing(client, scheduler).await
+    {
+        return vec![missing];
+    }
+    let pod_groups = gang.map(|scheduler| {
+        let resource = scheduler.api_resource();
+        (resource.group, resource.plural)
+    });
+    let gang_permissions = pod_groups
+        .iter()
+        .map(|(group, plural)| (group.as_str(), plural.as_str(), POD_GROUP_VERBS));
     let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
         vec![None]
     } else {
@@ -45,8 +66,9 @@ pub async fn check(client: &Client, namespaces: &[String]) -> Vec<String> {
     };
     let mut errors = Vec::new();
     for scope in scopes {
-        for (group, resource, verbs) in PERMISSIONS {
-            for verb in *verbs {
+        let all = PERMISSIONS.iter().copied().chain(gang_permissions.clone());
+        for (group, resource, verbs) in all {
+            for verb in verbs {
                 match allowed(client, scope, group, resource, verb).await {
                     Ok(true) => {}
                     Ok(false) => errors.push(format!(
@@ -80,6 +102,26 @@ async fn crd_missing(client: &Client, namespace: Option<&String>) -> Option<Stri
         Err(kube::Error::Api(status)) if status.code == 404 => Some(
             "the TFJob CRD (tfjobs.kubeflow.org, v1) is not installed: run `kubectl apply --server-side -f crds/` or install the Helm chart".into(),
         ),
+        _ => None,
+    }
+}
+
+/// Whether `scheduler`'s PodGroup CRD is not served: the scheduler is not installed.
+async fn pod_group_crd_missing(client: &Client, scheduler: &GangScheduler) -> Option<String> {
+    let resource = scheduler.api_resource();
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Err(kube::Error::Api(status)) if status.code == 404 => Some(format!(
+            "--gang-scheduler-name={}: the PodGroup CRD ({}.{}, {}) is not installed: install {} first, or remove the flag",
+            scheduler.scheduler_name(),
+            resource.plural,
+            resource.group,
+            resource.version,
+            match scheduler {
+                GangScheduler::Volcano => "Volcano",
+                GangScheduler::Coscheduling(_) => "scheduler-plugins (Coscheduling)",
+            }
+        )),
         _ => None,
     }
 }
