@@ -363,3 +363,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "gang_tests.rs"]
+mod scenarios;
