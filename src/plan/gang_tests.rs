@@ -118,7 +118,14 @@ fn with_volcano_the_group_comes_first_and_pods_wait_for_its_admission() {
         !waiting.events.iter().any(|e| e.kind == EventKind::Warning),
         "the cause was announced already"
     );
+}
 
+#[test]
+fn once_volcano_admits_the_group_the_pods_come_marked_for_it() {
+    let (volcano, scheduler) = (cfg(GangScheduler::Volcano), GangScheduler::Volcano);
+    let mut stored = job();
+    let first = plan_with_pod_group(&stored, &[], &[], None, now(), &volcano);
+    stored.status = first.status.clone();
     let inqueue = stored_group(&first, &scheduler, "Inqueue", None);
     let admitted = plan_with_pod_group(&stored, &[], &[], Some(&inqueue), now(), &volcano);
     assert_eq!(pod_creates(&admitted), 8, "4 pods and 4 services");
