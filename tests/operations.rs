@@ -378,17 +378,40 @@ fn an_unreadable_kubeconfig_is_a_one_line_error() {
     );
 }
 
-#[test]
-fn gang_scheduling_is_refused_rather_than_ignored() {
-    let out = run_to_exit(
-        std::path::Path::new("/nonexistent"),
-        &["--gang-scheduler-name", "volcano"],
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("--gang-scheduler-name=volcano: gang scheduling")
-            && stderr.contains("not supported"),
-        "{stderr}"
-    );
+#[tokio::test]
+#[ignore = "needs a control plane: run `make test`"]
+async fn gang_scheduling_without_its_scheduler_installed_is_named_at_startup() {
+    // The shared control plane has no gang scheduler, so no PodGroup CRD.
+    let t = TestNs::new("gang-missing").await;
+    let kubeconfig = t.dir.join("operator.kubeconfig");
+    for (flag, crd, scheduler) in [
+        (
+            "volcano",
+            "podgroups.scheduling.volcano.sh, v1beta1",
+            "Volcano",
+        ),
+        (
+            "scheduler-plugins-scheduler",
+            "podgroups.scheduling.x-k8s.io, v1alpha1",
+            "scheduler-plugins (Coscheduling)",
+        ),
+    ] {
+        let out = run_to_exit(
+            &kubeconfig,
+            &["--gang-scheduler-name", flag, "--namespace", &t.ns],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
+        assert_eq!(
+            errors,
+            [format!(
+                "error: --gang-scheduler-name={flag}: the PodGroup CRD ({crd}) is not installed: install {scheduler} first, or remove the flag"
+            )],
+            "{stderr}"
+        );
+    }
 }

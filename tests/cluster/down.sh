@@ -5,7 +5,7 @@ set -uo pipefail
 dir="${1:-${TFJOB_CLUSTER_DIR:-/tmp/tfjob-operator-cluster}}"
 [[ -d "$dir" ]] || exit 0
 # Reverse start order: clients first, etcd last.
-for name in kueue kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+for name in sp-controller sp-scheduler vc-controller-manager vc-scheduler kueue kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
   pidfile="$dir/pids/$name.pid"
   [[ -f "$pidfile" ]] || continue
   pid="$(cat "$pidfile")"

@@ -6,7 +6,8 @@
 #
 # Usage: up.sh [DIR]   (DIR defaults to $TFJOB_CLUSTER_DIR or /tmp/tfjob-operator-cluster)
 # Environment: TFJOB_CLUSTER_NODES (fake nodes, 3), TFJOB_CLUSTER_ETCD_QUOTA (bytes, 4 GiB),
-# TFJOB_CLUSTER_KUEUE=1 (add Kueue with its TFJob integration: kueue.sh; off by default).
+# TFJOB_CLUSTER_KUEUE=1 (add Kueue with its TFJob integration: kueue.sh; off by default),
+# TFJOB_CLUSTER_GANG=1 (add Volcano and scheduler-plugins' Coscheduling: gang.sh; off by default).
 # Idempotent: if DIR already holds a healthy cluster it is reused. The last line of stdout is DIR,
 # which holds kubeconfig (cluster-admin), operator.kubeconfig (user tfjob-operator, whose requests
 # are recorded in logs/audit.log), bin/ (kubectl, helm, components), logs/ and pids/.
@@ -30,9 +31,11 @@ healthy() {
 }
 
 with_kueue="${TFJOB_CLUSTER_KUEUE:-0}"
+with_gang="${TFJOB_CLUSTER_GANG:-0}"
 if healthy; then
   log "reusing the running cluster in $dir"
   if [[ "$with_kueue" == 1 && ! -f "$dir/pids/kueue.pid" ]]; then "$here/kueue.sh" "$dir"; fi
+  if [[ "$with_gang" == 1 && ! -f "$dir/pids/vc-scheduler.pid" ]]; then "$here/gang.sh" "$dir"; fi
   echo "$dir"
   exit 0
 fi
@@ -180,6 +183,7 @@ wait_for "nodes Ready" 60 kc wait --for=condition=Ready node --all --timeout=1s
 wait_for "default service account" 60 kc get serviceaccount default -n default
 
 [[ "$with_kueue" == 1 ]] && "$here/kueue.sh" "$dir"
+[[ "$with_gang" == 1 ]] && "$here/gang.sh" "$dir"
 
 elapsed=$(python3 -c "import time; print(round(time.time()-$start,1))")
 log "control plane $(kc version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') up in ${elapsed}s at https://127.0.0.1:$AP"

@@ -6,5 +6,6 @@
 pub mod audit;
 pub mod cluster;
 pub mod fixtures;
+pub mod gang;
 pub mod kueue;
 pub mod process;

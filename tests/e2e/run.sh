@@ -42,7 +42,7 @@ wait_cond crd/tfjobs.kubeflow.org "" Established 60 || fail "CRD not established
 for n in "$sys_ns" "$ns" kube-test; do
   k create namespace "$n" --dry-run=client -o yaml | k apply -f - >/dev/null
 done
-for values in "" "--set watchNamespace=$ns --set podDisruptionBudget.enabled=true --set metrics.grafanaDashboard.enabled=true" "--set watchNamespaces={$ns,kube-test} --set leaderElection.enabled=false --set replicaCount=1"; do
+for values in "" "--set watchNamespace=$ns --set podDisruptionBudget.enabled=true --set metrics.grafanaDashboard.enabled=true --set operator.gangSchedulerName=volcano" "--set watchNamespaces={$ns,kube-test} --set leaderElection.enabled=false --set replicaCount=1"; do
   # shellcheck disable=SC2086
   helm template "$release" "$root/charts/tfjob-operator" -n "$sys_ns" --validate $values \
     | k apply --dry-run=server -f - >/dev/null || fail "rendered chart rejected ($values)"
