@@ -4,13 +4,15 @@
 //! operator (the planner's `TFJobInvalidSpec` and limits) would make.
 
 use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::DynamicObject;
 use serde_json::Value;
 
 use crate::api::TFJob;
 use crate::api::admission;
 use crate::api::defaults::MANAGED_BY_US;
+use crate::api::podgroup::ObservedPodGroup;
 use crate::plan::conditions::kind;
-use crate::plan::{Change, EventKind, PlanConfig, plan};
+use crate::plan::{Change, EventKind, PlanConfig, plan, plan_with_pod_group};
 
 /// The uid a rendered job's owner references carry (the API server assigns the real one).
 pub const PLACEHOLDER_UID: &str = "00000000-0000-0000-0000-000000000000";
@@ -24,14 +26,18 @@ pub struct Rendered {
     pub pods: Vec<Pod>,
     /// The Warning events the operator would publish on its first pass.
     pub warnings: Vec<String>,
+    /// With gang scheduling, the job's PodGroup.
+    pub pod_group: Option<DynamicObject>,
 }
 
 impl Rendered {
-    /// The objects as a `v1 List`'s items: Services first, then Pods, each with its kind.
+    /// The objects as a `v1 List`'s items: the PodGroup if any, the Services, then the Pods,
+    /// each with its kind.
     fn items(&self) -> Result<Vec<Value>, serde_json::Error> {
+        let group = self.pod_group.iter().map(serde_json::to_value);
         let services = self.services.iter().map(|s| typed(s, "Service"));
         let pods = self.pods.iter().map(|p| typed(p, "Pod"));
-        services.chain(pods).collect()
+        group.chain(services).chain(pods).collect()
     }
 
     /// YAML documents, separated by `---`.
@@ -118,19 +124,30 @@ pub fn render(manifest: &Value, namespace: &str, cfg: &PlanConfig) -> Result<Ren
         max_create_bytes_per_pass: usize::MAX,
         ..cfg.clone()
     };
-    let decided = plan(&job, &[], &[], jiff::Timestamp::now(), &cfg);
-    if let Some(failed) = decided
-        .status
-        .iter()
-        .flat_map(|s| &s.conditions)
-        .find(|c| c.type_ == kind::FAILED && c.status == "True")
-    {
-        return Err(Refusal::Operator {
-            reason: failed.reason.clone().unwrap_or_default(),
-            message: failed.message.clone().unwrap_or_default(),
-        });
+    let now = jiff::Timestamp::now();
+    let first = plan(&job, &[], &[], now, &cfg);
+    if let Some(refusal) = failed_by_operator(&first) {
+        return Err(refusal);
     }
-    let mut rendered = Rendered::default();
+    // With gang scheduling the first pass plans the PodGroup; Volcano's pods wait for its
+    // admission, so the pods are those of the pass after it.
+    let pod_group = first.changes.iter().find_map(|c| match c {
+        Change::CreatePodGroup(group) => Some(group.as_ref().clone()),
+        _ => None,
+    });
+    let decided = match (&pod_group, &cfg.gang) {
+        (Some(group), Some(scheduler)) => {
+            let mut admitted = group.clone();
+            admitted.data["status"] = serde_json::json!({"phase": "Inqueue"});
+            let observed = ObservedPodGroup::of(&admitted, scheduler);
+            plan_with_pod_group(&job, &[], &[], Some(&observed), now, &cfg)
+        }
+        _ => first,
+    };
+    let mut rendered = Rendered {
+        pod_group,
+        ..Rendered::default()
+    };
     for change in decided.changes {
         match change {
             Change::CreatePod(pod) => rendered.pods.push(*pod),
@@ -147,6 +164,19 @@ pub fn render(manifest: &Value, namespace: &str, cfg: &PlanConfig) -> Result<Ren
             .map(|e| format!("{}: {}", e.reason, e.message)),
     );
     Ok(rendered)
+}
+
+/// The operator's refusal, if its first pass fails the job: the `Failed` condition.
+fn failed_by_operator(first: &crate::plan::Plan) -> Option<Refusal> {
+    let failed = first
+        .status
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .find(|c| c.type_ == kind::FAILED && c.status == "True")?;
+    Some(Refusal::Operator {
+        reason: failed.reason.clone().unwrap_or_default(),
+        message: failed.message.clone().unwrap_or_default(),
+    })
 }
 
 /// The job as a create stores it (a status in the manifest is ignored), made runnable by this
@@ -221,6 +251,26 @@ mod tests {
         let rendered = render(&suspended, "default", &cfg()).expect("renders");
         assert_eq!(rendered.pods.len(), 2);
         assert!(rendered.warnings[0].starts_with("spec.runPolicy.suspend is true"));
+    }
+
+    #[test]
+    fn with_volcano_the_pod_group_comes_first_and_the_pods_are_marked_for_it() {
+        let mut settings = RunSettings::defaults();
+        settings.job.gang_scheduler_name = "volcano".into();
+        let rendered =
+            render(&manifest(3), "team-a", &settings.controller_config().plan).expect("renders");
+        let group = rendered.pod_group.as_ref().expect("a PodGroup");
+        assert_eq!(group.data["spec"]["minMember"], 4);
+        assert_eq!(rendered.pods.len(), 4, "as Volcano admits them");
+        assert!(rendered.pods.iter().all(|p| {
+            p.spec.as_ref().and_then(|s| s.scheduler_name.as_deref()) == Some("volcano")
+        }));
+        assert!(rendered.warnings.is_empty(), "{:?}", rendered.warnings);
+        let yaml = rendered.to_yaml().expect("prints");
+        assert!(
+            yaml.starts_with("apiVersion: scheduling.volcano.sh/v1beta1\nkind: PodGroup\n"),
+            "{yaml}"
+        );
     }
 
     #[test]

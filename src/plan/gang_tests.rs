@@ -267,3 +267,54 @@ fn an_admitted_gang_that_cannot_be_placed_says_so_with_volcanos_words() {
     );
     assert!(p.events.iter().any(|e| e.reason == "GangUnschedulable"));
 }
+
+#[test]
+fn a_template_naming_another_scheduler_keeps_it_with_upstreams_warning() {
+    let volcano = cfg(GangScheduler::Volcano);
+    let own = |s: &mut k8s_openapi::api::core::v1::PodSpec| {
+        s.scheduler_name = Some("my-scheduler".into());
+    };
+    let j = tfjob("j")
+        .namespace("ns")
+        .uid(UID)
+        .workers(2)
+        .pod_spec(own)
+        .build();
+    let first = plan_with_pod_group(&j, &[], &[], None, now(), &volcano);
+    let warning = first
+        .events
+        .iter()
+        .find(|e| e.reason == "SetPodTemplateSchedulerName")
+        .expect("upstream's Warning");
+    assert_eq!(
+        warning.message,
+        "Another scheduler is specified when gang-scheduling is enabled and it will not be overwritten"
+    );
+    let scheduler = GangScheduler::Volcano;
+    let mut stored = j.clone();
+    stored.status = first.status.clone();
+    let group = stored_group(&first, &scheduler, "Inqueue", None);
+    let admitted = plan_with_pod_group(&stored, &[], &[], Some(&group), now(), &volcano);
+    let names: Vec<Option<String>> = admitted
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::CreatePod(p) => Some(p.spec.as_ref().and_then(|s| s.scheduler_name.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            Some("my-scheduler".to_string()),
+            Some("my-scheduler".to_string())
+        ]
+    );
+    assert!(
+        !admitted
+            .events
+            .iter()
+            .any(|e| e.reason == "SetPodTemplateSchedulerName"),
+        "said once"
+    );
+}
