@@ -8,6 +8,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
+# shellcheck source=kube-ldflags.sh
+source "$here/kube-ldflags.sh"
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/tfjob-operator"
@@ -49,13 +51,8 @@ MOD
     go mod edit -tool="k8s.io/kubernetes/cmd/$t"
   done
   go mod tidy >&2
-  local ld="-s -w"
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld+=" -X $pkg.gitVersion=${K8S_VERSION} -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor}"
-    ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=2026-01-01T00:00:00Z"
-  done
   log "kube: compiling (the slow part)"
-  GOBIN="$bin" go install -trimpath -ldflags "$ld" tool >&2
+  GOBIN="$bin" go install -trimpath -ldflags "$(kube_ldflags "$minor")" tool >&2
 }
 
 # --- etcd: its server module has replace lines too, so it also needs a wrapper -------------------

@@ -4,6 +4,8 @@
 set -uo pipefail
 dir="${1:-${TFJOB_CLUSTER_DIR:-/tmp/tfjob-operator-cluster}}"
 [[ -d "$dir" ]] || exit 0
+# A real node first, while the API server can still delete its pods.
+"$(dirname "${BASH_SOURCE[0]}")/realnode-down.sh" "$dir"
 # Reverse start order: clients first, etcd last.
 for name in sp-controller sp-scheduler vc-controller-manager vc-scheduler kueue kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
   pidfile="$dir/pids/$name.pid"

@@ -7,7 +7,8 @@
 # Usage: up.sh [DIR]   (DIR defaults to $TFJOB_CLUSTER_DIR or /tmp/tfjob-operator-cluster)
 # Environment: TFJOB_CLUSTER_NODES (fake nodes, 3), TFJOB_CLUSTER_ETCD_QUOTA (bytes, 4 GiB),
 # TFJOB_CLUSTER_KUEUE=1 (add Kueue with its TFJob integration: kueue.sh; off by default),
-# TFJOB_CLUSTER_GANG=1 (add Volcano and scheduler-plugins' Coscheduling: gang.sh; off by default).
+# TFJOB_CLUSTER_GANG=1 (add Volcano and scheduler-plugins' Coscheduling: gang.sh; off by default),
+# TFJOB_CLUSTER_REAL_NODE=1 (add a real kubelet node with containerd and CoreDNS: realnode.sh).
 # Idempotent: if DIR already holds a healthy cluster it is reused. The last line of stdout is DIR,
 # which holds kubeconfig (cluster-admin), operator.kubeconfig (user tfjob-operator, whose requests
 # are recorded in logs/audit.log), bin/ (kubectl, helm, components), logs/ and pids/.
@@ -32,10 +33,12 @@ healthy() {
 
 with_kueue="${TFJOB_CLUSTER_KUEUE:-0}"
 with_gang="${TFJOB_CLUSTER_GANG:-0}"
+with_real_node="${TFJOB_CLUSTER_REAL_NODE:-0}"
 if healthy; then
   log "reusing the running cluster in $dir"
   if [[ "$with_kueue" == 1 && ! -f "$dir/pids/kueue.pid" ]]; then "$here/kueue.sh" "$dir"; fi
   if [[ "$with_gang" == 1 && ! -f "$dir/pids/vc-scheduler.pid" ]]; then "$here/gang.sh" "$dir"; fi
+  if [[ "$with_real_node" == 1 && ! -f "$dir/realnode/pids/kubelet.pid" ]]; then "$here/realnode.sh" "$dir"; fi
   echo "$dir"
   exit 0
 fi
@@ -57,7 +60,7 @@ if [[ ! -f "$pki/admin.crt" ]]; then
     cd "$pki"
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 -subj "/CN=tfjob-test-ca" 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' > apiserver.ext
+    printf 'subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' > apiserver.ext
     openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -out apiserver.crt -extfile apiserver.ext 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr -subj "/O=system:masters/CN=admin" 2>/dev/null
     printf 'extendedKeyUsage=clientAuth\n' > client.ext
@@ -68,6 +71,17 @@ if [[ ! -f "$pki/admin.crt" ]]; then
     # A separate identity for an operator run by benchmarks, so its requests can be told apart
     # in the audit log (audit-policy.yaml records this user only).
     echo "$(openssl rand -hex 16),tfjob-operator,tfjob-operator,system:masters" >> tokens.csv
+  )
+fi
+
+# The API server's client certificate for kubelets (logs, exec on a real node; realnode.sh).
+if [[ ! -f "$pki/kubelet-client.crt" ]]; then
+  (
+    cd "$pki"
+    openssl req -newkey rsa:2048 -nodes -keyout kubelet-client.key -out kubelet-client.csr \
+      -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" 2>/dev/null
+    openssl x509 -req -in kubelet-client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -out kubelet-client.crt -extfile client.ext 2>/dev/null
   )
 fi
 
@@ -135,6 +149,8 @@ spawn kube-apiserver "$bin/kube-apiserver" \
   --max-requests-inflight=1000 --max-mutating-requests-inflight=500 \
   --audit-policy-file="$dir/audit-policy.yaml" --audit-log-path="$dir/logs/audit.log" \
   --audit-log-format=json --audit-log-maxsize=1024 \
+  --kubelet-preferred-address-types=InternalIP \
+  --kubelet-client-certificate="$pki/kubelet-client.crt" --kubelet-client-key="$pki/kubelet-client.key" \
   --profiling=false --v=1
 wait_for kube-apiserver 90 curl -sf --cacert "$pki/ca.crt" "https://127.0.0.1:$AP/readyz"
 
@@ -145,6 +161,10 @@ controllers+=",clusterrole-aggregation-controller,deployment-controller,replicas
 controllers+=",statefulset-controller,job-controller,ttl-after-finished-controller"
 controllers+=",pod-garbage-collector-controller,disruption-controller,resourcequota-controller"
 controllers+=",node-lifecycle-controller,taint-eviction-controller"
+# A real node's pods resolve Services by DNS, which reads EndpointSlices (kwok's pods have
+# loopback IPs, which no EndpointSlice may hold: without a real node they would be work for
+# nothing).
+[[ "$with_real_node" == 1 ]] && controllers+=",endpointslice-controller"
 spawn kube-controller-manager "$bin/kube-controller-manager" \
   --kubeconfig="$dir/kubeconfig" --leader-elect=false \
   --bind-address=127.0.0.1 --secure-port="$KCMP" \
@@ -184,6 +204,7 @@ wait_for "default service account" 60 kc get serviceaccount default -n default
 
 [[ "$with_kueue" == 1 ]] && "$here/kueue.sh" "$dir"
 [[ "$with_gang" == 1 ]] && "$here/gang.sh" "$dir"
+[[ "$with_real_node" == 1 ]] && "$here/realnode.sh" "$dir"
 
 elapsed=$(python3 -c "import time; print(round(time.time()-$start,1))")
 log "control plane $(kc version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') up in ${elapsed}s at https://127.0.0.1:$AP"
