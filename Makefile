@@ -25,19 +25,21 @@ fmt:
 unit-test: ## Tests that need no cluster
 	$(CARGO) test --locked
 
-test: ## Unit tests, cluster tests (with Kueue and MultiKueue on two more control planes, gang scheduling with Volcano and Coscheduling on a fourth), the e2e suite and the client compatibility suites (Python SDK, Go types) against a real local control plane
+test: ## Unit tests, cluster tests (with Kueue and MultiKueue on two more control planes, gang scheduling with Volcano and Coscheduling and a real kubelet node on a fourth), the e2e suite and the client compatibility suites (Python SDK, Go types) against a real local control plane
 	@set -euo pipefail; \
 	$(CARGO) build --locked --bins --tests; \
 	tests/cluster/build.sh >/dev/null; tests/cluster/build-kueue.sh >/dev/null; tests/cluster/build-gang.sh >/dev/null; \
+	tests/cluster/build-node.sh >/dev/null; tests/images/build.sh >/dev/null; \
 	dir=$$(mktemp -d /tmp/tfjob-test-cluster.XXXXXX); \
 	kueue=$$(mktemp -d /tmp/tfjob-test-kueue.XXXXXX); worker=$$(mktemp -d /tmp/tfjob-test-kueue-worker.XXXXXX); \
-	gang=$$(mktemp -d /tmp/tfjob-test-gang.XXXXXX); \
-	trap 'for d in "$$dir" "$$kueue" "$$worker" "$$gang"; do tests/cluster/down.sh "$$d"; done' EXIT; \
+	extras=$$(mktemp -d /tmp/tfjob-test-extras.XXXXXX); \
+	trap 'for d in "$$dir" "$$kueue" "$$worker" "$$extras"; do tests/cluster/down.sh "$$d"; done' EXIT; \
 	dir=$$(tests/cluster/up.sh "$$dir" | tail -n1); \
 	kueue=$$(TFJOB_CLUSTER_KUEUE=1 tests/cluster/up.sh "$$kueue" | tail -n1); \
 	worker=$$(TFJOB_CLUSTER_KUEUE=1 TFJOB_CLUSTER_NODES=1 tests/cluster/up.sh "$$worker" | tail -n1); \
-	gang=$$(TFJOB_CLUSTER_GANG=1 TFJOB_CLUSTER_NODES=1 tests/cluster/up.sh "$$gang" | tail -n1); \
-	export TFJOB_KUEUE_CLUSTER="$$kueue" TFJOB_KUEUE_WORKER_CLUSTER="$$worker" TFJOB_GANG_CLUSTER="$$gang"; \
+	extras=$$(TFJOB_CLUSTER_GANG=1 TFJOB_CLUSTER_REAL_NODE=1 TFJOB_CLUSTER_NODES=1 tests/cluster/up.sh "$$extras" | tail -n1); \
+	export TFJOB_KUEUE_CLUSTER="$$kueue" TFJOB_KUEUE_WORKER_CLUSTER="$$worker"; \
+	export TFJOB_GANG_CLUSTER="$$extras" TFJOB_REAL_NODE_CLUSTER="$$extras"; \
 	TFJOB_TEST_CLUSTER="$$dir" $(CARGO) test --locked -- --include-ignored --test-threads=4 \
 	  --skip jobs_in_flight_finish_within_seconds --skip jobs_end_right_through_operator_kills; \
 	TFJOB_TEST_CLUSTER="$$dir" $(CARGO) test --locked --test apiserver_restart --test chaos -- --include-ignored; \

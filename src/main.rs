@@ -35,6 +35,14 @@ enum Command {
         /// Every namespace.
         #[arg(long, short = 'A')]
         all_namespaces: bool,
+        /// First take the operator's leader election Lease of this name (for 5 minutes), so
+        /// that the running operator stops and adds no finalizer back (what the Helm chart's
+        /// uninstall hook does).
+        #[arg(long, value_name = "LEASE")]
+        hold_lease: Option<String>,
+        /// Namespace of the Lease of --hold-lease (default: the kubeconfig's or the pod's).
+        #[arg(long, requires = "hold_lease")]
+        lease_namespace: Option<String>,
     },
 }
 
@@ -105,7 +113,9 @@ async fn main() -> ExitCode {
         Command::ReleaseFinalizers {
             namespace,
             all_namespaces,
-        } => release_finalizers(namespace, all_namespaces).await,
+            hold_lease,
+            lease_namespace,
+        } => release_finalizers(namespace, all_namespaces, hold_lease, lease_namespace).await,
     }
 }
 
@@ -350,7 +360,12 @@ async fn run(settings: RunSettings) -> ExitCode {
 }
 
 /// `release-finalizers`: lets every TFJob of a namespace (or all) go without the operator.
-async fn release_finalizers(namespaces: Vec<String>, all_namespaces: bool) -> ExitCode {
+async fn release_finalizers(
+    namespaces: Vec<String>,
+    all_namespaces: bool,
+    hold_lease: Option<String>,
+    lease_namespace: Option<String>,
+) -> ExitCode {
     init_tracing(LogFormat::Text);
     if namespaces.is_empty() && !all_namespaces {
         eprintln!("error: give --namespace NS or --all-namespaces");
@@ -359,21 +374,31 @@ async fn release_finalizers(namespaces: Vec<String>, all_namespaces: bool) -> Ex
     let Some(client) = client().await else {
         return ExitCode::FAILURE;
     };
+    if let Some(lease) = hold_lease {
+        let ns = lease_namespace.unwrap_or_else(|| client.default_namespace().to_string());
+        let holder = format!(
+            "release-finalizers_{}",
+            std::env::var("HOSTNAME").unwrap_or_default()
+        );
+        if let Err(e) = leader::seize(client.clone(), &ns, &lease, &holder, 300).await {
+            eprintln!("error: cannot take the Lease {ns}/{lease} (--hold-lease): {e}");
+            return ExitCode::FAILURE;
+        }
+        println!("holding the Lease {ns}/{lease}: the operator stops acting");
+    }
     let scopes: Vec<Option<&str>> = if all_namespaces {
         vec![None]
     } else {
         namespaces.iter().map(|ns| Some(ns.as_str())).collect()
     };
-    let mut released = 0;
-    for scope in scopes {
-        match controller::release::release_finalizers(client.clone(), scope).await {
-            Ok(n) => released += n,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
+    match controller::release::release_until_none_left(client, &scopes).await {
+        Ok(released) => {
+            println!("released the finalizer of {released} TFJob(s)");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
-    println!("released the finalizer of {released} TFJob(s)");
-    ExitCode::SUCCESS
 }

@@ -272,4 +272,11 @@ async fn a_leader_paused_past_its_lease_writes_nothing_once_another_holder_has_i
         late.is_empty(),
         "writes by the old leader after another holder took the Lease: {late:#?}"
     );
+    // Nor did it clear the new holder's name on its way out.
+    let lease = leases.get(LEASE).await.expect("the Lease");
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("another-replica"),
+        "the Lease stays with the replica that took it"
+    );
 }

@@ -29,3 +29,34 @@ pub async fn release_finalizers(client: Client, namespace: Option<&str>) -> Resu
     }
     Ok(released)
 }
+
+/// How many times [`release_until_none_left`] looks again.
+const MAX_ROUNDS: usize = 5;
+/// How long it waits before it looks again: longer than a leader takes to see that it lost
+/// its Lease and stop writing.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Releases the finalizers of the TFJobs in `scopes` (None: all namespaces), then looks again
+/// until a pass finds none to release (at most [`MAX_ROUNDS`] passes): a reconcile that was in
+/// flight when the operator was stopped may have added one back. Returns how many releases
+/// were made.
+pub async fn release_until_none_left(
+    client: Client,
+    scopes: &[Option<&str>],
+) -> Result<usize, Error> {
+    let mut total = 0;
+    for round in 0..MAX_ROUNDS {
+        if round > 0 {
+            tokio::time::sleep(SETTLE).await;
+        }
+        let mut released = 0;
+        for scope in scopes {
+            released += release_finalizers(client.clone(), *scope).await?;
+        }
+        total += released;
+        if released == 0 {
+            break;
+        }
+    }
+    Ok(total)
+}

@@ -220,7 +220,11 @@ impl Campaign {
         observer.abort();
         self.gate.step_down();
         self.metrics.set_leader(false);
-        if let Err(e) = self.manager.release().await {
+        // A Lease another holder has taken is theirs: kube-lease-manager's release would
+        // believe its cached view (us) and clear the new holder's name.
+        if !self.gate.is_revoked()
+            && let Err(e) = self.manager.release().await
+        {
             warn!(error = %e, "could not release the leader Lease");
         }
         result
@@ -339,6 +343,36 @@ async fn observe_lease(client: Client, election: Election, gate: LeaderGate, fre
             _ => freed.notify_one(),
         }
     }
+}
+
+/// Takes the Lease `name` in `namespace` for `holder` for `seconds`, whoever holds it: an
+/// administrative override (`release-finalizers --hold-lease`, run before the operator is
+/// uninstalled). The leader sees another holder on its Lease watch and stops writing at once;
+/// no standby may lead until the Lease expires.
+pub async fn seize(
+    client: Client,
+    namespace: &str,
+    name: &str,
+    holder: &str,
+    seconds: i32,
+) -> Result<(), kube::Error> {
+    let api: Api<Lease> = Api::namespaced(client, namespace);
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(Timestamp::now());
+    let lease = serde_json::json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "holderIdentity": holder,
+            "leaseDurationSeconds": seconds,
+            "acquireTime": now,
+            "renewTime": now,
+        },
+    });
+    let params = kube::api::PatchParams::apply("tfjob-operator-release-finalizers").force();
+    api.patch(name, &params, &kube::api::Patch::Apply(&lease))
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]

@@ -9,3 +9,4 @@ pub mod fixtures;
 pub mod gang;
 pub mod kueue;
 pub mod process;
+pub mod real_node;

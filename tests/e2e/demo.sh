@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: a new user's first run on this machine, with nothing running.
-# Builds the operator, starts the local control plane (real kube-apiserver, etcd, controller-
-# manager, scheduler; kwok plays the nodes), installs the Helm chart, runs the operator as the
-# chart's ServiceAccount, applies the seed TFJob and shows it reach Running and then Succeeded.
+# Builds the operator and its image, starts the local control plane (real kube-apiserver, etcd,
+# controller-manager, scheduler) with a real kubelet node (containerd, CoreDNS), installs the
+# Helm chart so the operator runs on that node from its image, and runs the seed TFJob's layout
+# there to Succeeded — its pods are real containers (busybox standing in for the seed's
+# TensorFlow image, which is not available here), resolving each other by their TF_CONFIG names.
 # `tests/e2e/demo.sh down` (or `make demo-down`) stops everything.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -10,60 +12,80 @@ dir="${TFJOB_DEMO_DIR:-/tmp/tfjob-operator-demo}"
 # shellcheck source=lib.sh
 source "$root/tests/e2e/lib.sh"
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+started=$(date +%s)
 
 if [[ "${1:-}" == down ]]; then
-  [[ -f "$dir/operator.pid" ]] && kill "$(cat "$dir/operator.pid")" 2>/dev/null || true
   "$root/tests/cluster/down.sh" "$dir"
   echo "demo stopped"
   exit 0
 fi
 
-say "Building tfjob-operator"
-(cd "$root" && cargo build --locked --release --bins 2>&1 | tail -n 1)
-bin="$root/target/release/tfjob-operator"
+# Shows why the operator did not come up: its pods' events and the last lines of its log.
+why_not_up() {
+  echo "the operator did not become ready within a minute; what it says:" >&2
+  kubectl -n tfjob-system get pods -o wide >&2 || true
+  kubectl -n tfjob-system describe pods -l app.kubernetes.io/name=tfjob-operator 2>/dev/null | sed -n '/^Events:/,$p' | tail -n 8 >&2 || true
+  kubectl -n tfjob-system logs deployment/tfjob-operator --tail=20 >&2 || true
+  exit 1
+}
 
-say "Starting a local Kubernetes control plane (first run builds it from Go modules: ~20 min)"
-"$root/tests/cluster/up.sh" "$dir" | tail -n1 >/dev/null
+say "Building the control plane, the real node and the images (first run: ~35 min on 2 cores; then seconds)"
+"$root/tests/cluster/build.sh" >/dev/null
+"$root/tests/cluster/build-node.sh" >/dev/null
+"$root/tests/images/build.sh" | tail -n1 >/dev/null
+
+say "Starting a local Kubernetes control plane with a real node"
+TFJOB_CLUSTER_REAL_NODE=1 "$root/tests/cluster/up.sh" "$dir" | tail -n1 >/dev/null
 export KUBECONFIG="$dir/kubeconfig" PATH="$dir/bin:$PATH"
-kubectl get nodes
+kubectl get nodes -o wide
 
-say "Installing the Helm chart (CRD, RBAC, Deployment; kwok plays its pod here)"
+say "Installing the Helm chart: the operator runs on the real node from its image"
 helm upgrade --install tfjob-operator "$root/charts/tfjob-operator" -n tfjob-system --create-namespace \
-  --set image.repository=tfjob-operator.local/none --wait --timeout 120s | sed -n '1,6p'
+  --set image.repository=tfjob-operator.local/tfjob-operator --set image.tag=dev --set image.pullPolicy=Never \
+  --set-string 'nodeSelector.tfjob-operator\.io/real-node=true' \
+  --set 'tolerations[0].key=tfjob-operator.io/real-node' --set 'tolerations[0].operator=Exists' \
+  --set 'tolerations[0].effect=NoSchedule' --wait --timeout 60s | sed -n '1,6p' || why_not_up
+kubectl -n tfjob-system get pods -o wide
 
-say "Running the operator on this machine as the chart's ServiceAccount"
-sa_kubeconfig tfjob-operator tfjob-system "$dir/operator.kubeconfig" 12h
-[[ -f "$dir/operator.pid" ]] && kill "$(cat "$dir/operator.pid")" 2>/dev/null || true
-KUBECONFIG="$dir/operator.kubeconfig" nohup "$bin" run --metrics-bind-address 127.0.0.1:18080 --health-probe-bind-address 127.0.0.1:18081 >"$dir/operator.log" 2>&1 &
-echo $! > "$dir/operator.pid"
-until curl -sf http://127.0.0.1:18080/readyz >/dev/null; do sleep 0.2; done
-echo "operator ready (metrics: curl http://127.0.0.1:18080/metrics)"
-
-say "Applying the seed TFJob (examples/tfjob-seed.yaml, tf-operator v1.0 layout)"
+say "Applying the seed TFJob (examples/tfjob-seed.yaml: tf-operator v1.0 layout), its containers run on the real node"
 kubectl create namespace kube-test --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl delete tfjob tfjob-test -n kube-test --ignore-not-found --wait=true >/dev/null
-kubectl apply -f "$root/examples/tfjob-seed.yaml"
-wait_cond tfjob/tfjob-test kube-test Running 120 || { echo "the TFJob did not reach Running; see $dir/operator.log" >&2; exit 1; }
-kubectl get tfjobs,pods,services -n kube-test
+kubectl apply --dry-run=client -o json -f "$root/examples/tfjob-seed.yaml" | python3 -c '
+import json, sys
+job = json.load(sys.stdin)
+script = """trap "exit 0" TERM
+echo "$(hostname): TF_CONFIG=$TF_CONFIG"
+for peer in $(echo "$TF_CONFIG" | grep -o "\"[a-z0-9.-]*:[0-9][0-9]*\"" | tr -d "\""); do
+  until nslookup "${peer%:*}.cluster.local" >/dev/null 2>&1; do sleep 0.5; done
+  echo "$(hostname): $peer resolves to $(nslookup "${peer%:*}.cluster.local" | sed -n "s/^Address: //p" | tail -n1)"
+done
+case "$(hostname)" in *-worker-0) sleep 2; echo "$(hostname): done"; exit 0 ;; *) while :; do sleep 1; done ;; esac"""
+for replica in job["spec"]["tfReplicaSpecs"].values():
+    pod = replica["template"]["spec"]
+    pod.pop("imagePullSecrets", None)
+    pod["nodeSelector"] = {"tfjob-operator.io/real-node": "true"}
+    pod["tolerations"] = [{"key": "tfjob-operator.io/real-node", "operator": "Exists", "effect": "NoSchedule"}]
+    c = pod["containers"][0]
+    c.pop("args", None); c.pop("resources", None)
+    c["image"], c["imagePullPolicy"] = "tfjob-test.local/busybox:1", "IfNotPresent"
+    c["command"] = ["sh", "-c", script]
+json.dump(job, sys.stdout)
+' | kubectl apply -f -
+wait_cond tfjob/tfjob-test kube-test Succeeded 120 || {
+  echo "the TFJob did not succeed:" >&2; kubectl get tfjob tfjob-test -n kube-test -o yaml | sed -n '/^status:/,$p' >&2
+  kubectl -n tfjob-system logs deployment/tfjob-operator --tail=20 >&2; exit 1; }
+kubectl get tfjobs -n kube-test -o wide
+kubectl get pods -n kube-test -o wide
 echo
-echo "TF_CONFIG of worker 0:"
-kubectl get pod tfjob-test-worker-0 -n kube-test -o jsonpath='{.spec.containers[0].env[?(@.name=="TF_CONFIG")].value}'; echo
-
-say "Simulating worker 0 exiting with code 0 (kwok: annotation test.tfjob-operator.io/exit-code)"
-kubectl annotate pod tfjob-test-worker-0 -n kube-test test.tfjob-operator.io/exit-code=0 >/dev/null
-wait_cond tfjob/tfjob-test kube-test Succeeded 120 || { echo "the TFJob did not succeed; see $dir/operator.log" >&2; exit 1; }
-kubectl wait --for=delete pod/tfjob-test-ps-0 -n kube-test --timeout=30s >/dev/null
-kubectl get tfjobs -n kube-test
-kubectl get pods -n kube-test
+kubectl logs tfjob-test-worker-0 -n kube-test
 echo
 kubectl get events -n kube-test --field-selector involvedObject.kind=TFJob --sort-by=.lastTimestamp | tail -n 8
 
 cat <<EOF2
 
-The demo cluster is still running. Try it:
+Done in $(( $(date +%s) - started ))s. The demo cluster is still running. Try it:
   export KUBECONFIG=$dir/kubeconfig PATH=$dir/bin:\$PATH
-  kubectl apply -n kube-test -f $root/examples/tfjob-all-workers.yaml
-  kubectl get tfjobs -A
-Operator log: $dir/operator.log
+  kubectl get tfjobs -A -o wide
+  kubectl logs -n tfjob-system deployment/tfjob-operator
 Clean up:     make demo-down
 EOF2
