@@ -35,7 +35,11 @@ for t in $(ctr -a "$sock" -n k8s.io tasks ls -q 2>/dev/null); do
 done
 for n in kubelet coredns containerd socat-service socat-kubelet-in socat-api-in; do stop "$n"; done
 for p in $(pgrep -f "containerd-shim-runc-v2 .*-address $sock"); do kill -KILL "$p" 2>/dev/null; done
+# The node's session (node.sh and all it started, socat's forked children with open
+# connections included), then anything else still serving the node's sockets.
+[[ -f "$d/pids/node.pid" ]] && kill -KILL -- "-$(cat "$d/pids/node.pid")" 2>/dev/null
 stop node; stop socat-kubelet; stop socat-api
+for p in $(pgrep -f "socat .*$d/run/"); do kill -KILL "$p" 2>/dev/null; done
 # Processes of the node's pods left in its cgroups (a shim killed first leaves them): killed.
 cgroot="$(cat "$d/cgroup" 2>/dev/null)"
 if [[ -n "$cgroot" ]]; then

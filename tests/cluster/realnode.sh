@@ -51,6 +51,7 @@ for k in vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops 
 done > "$d/sysctl.orig"
 
 # --- the network namespace: a bridge for the pods, the kubernetes Service address --------------
+ip netns del "$netns" 2>/dev/null || true # left by a crashed run
 ip netns add "$netns"
 nsx() { nsenter --net="/run/netns/$netns" "$@"; }
 nsx ip link set lo up
