@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::cluster::condition_message as message;
+
 use std::time::Duration;
 
 use common::cluster::{TestNs, has_condition, pod_phase, wait_for, wait_job};
@@ -16,19 +18,9 @@ use common::gang::{
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, DynamicObject};
-use tfjob_operator::api::TFJob;
 use tfjob_operator::api::podgroup::GangScheduler;
 
 const T: Duration = Duration::from_secs(120);
-
-/// The message of the job's newest condition.
-fn message(job: &TFJob) -> String {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.last())
-        .and_then(|c| c.message.clone())
-        .unwrap_or_default()
-}
 
 fn is_bound(pod: &Pod) -> bool {
     pod.spec.as_ref().is_some_and(|s| s.node_name.is_some())

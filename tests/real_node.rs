@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::cluster::condition_message as message;
+
 use std::time::Duration;
 
 use common::cluster::{TestNs, client_for, has_condition, install_crd, wait_job};
@@ -14,7 +16,7 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::LogParams;
 use tfjob_operator::api::builder::tfjob;
-use tfjob_operator::api::{CleanPodPolicy, RestartPolicy, TFJob};
+use tfjob_operator::api::{CleanPodPolicy, RestartPolicy};
 
 const T: Duration = Duration::from_secs(120);
 
@@ -22,15 +24,6 @@ async fn real_ns(prefix: &str) -> TestNs {
     let dir = real_node_dir();
     install_crd(&client_for(&dir).await).await;
     TestNs::new_in(dir, prefix).await
-}
-
-/// The message of the job's newest condition.
-fn message(job: &TFJob) -> String {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.last())
-        .and_then(|c| c.message.clone())
-        .unwrap_or_default()
 }
 
 /// Each replica serves its pod name on port 2222 (noting who asked), then asks every member

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::cluster::condition_message as message;
+
 use std::time::Duration;
 
 use common::cluster::{TestNs, wait_for, wait_job};
@@ -12,19 +14,9 @@ use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
-use tfjob_operator::api::TFJob;
 use tfjob_operator::api::builder::tfjob;
 
 const T: Duration = Duration::from_secs(90);
-
-/// The message of the job's newest condition.
-fn message(job: &TFJob) -> String {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.last())
-        .and_then(|c| c.message.clone())
-        .unwrap_or_default()
-}
 
 /// Warning events on the namespace's TFJobs with `reason`.
 async fn warnings(t: &TestNs, reason: &str) -> Vec<String> {

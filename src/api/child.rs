@@ -31,6 +31,20 @@ pub struct ChildPod {
     pub state: PodState,
 }
 
+impl ControllerRef {
+    /// The owner reference with `controller: true` among `owners`, if any.
+    pub fn among(owners: &[OwnerReference]) -> Option<Self> {
+        owners
+            .iter()
+            .find(|o| o.controller == Some(true))
+            .map(|o| Self {
+                kind: o.kind.as_str().into(),
+                name: o.name.as_str().into(),
+                uid: o.uid.as_str().into(),
+            })
+    }
+}
+
 /// What ties a pod or service to a job, read from its labels and ownerReferences.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lineage {
@@ -70,14 +84,7 @@ impl Lineage {
         Self {
             job_name: label(JOB_NAME_LABEL).map(Box::from),
             replica,
-            controller: owners
-                .iter()
-                .find(|o| o.controller == Some(true))
-                .map(|o| ControllerRef {
-                    kind: o.kind.as_str().into(),
-                    name: o.name.as_str().into(),
-                    uid: o.uid.as_str().into(),
-                }),
+            controller: ControllerRef::among(owners),
             has_owners: !owners.is_empty(),
         }
     }

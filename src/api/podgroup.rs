@@ -175,16 +175,7 @@ impl ObservedPodGroup {
         Self {
             name: meta.name.clone().unwrap_or_default(),
             uid: meta.uid.clone(),
-            controller: meta
-                .owner_references
-                .iter()
-                .flatten()
-                .find(|o| o.controller == Some(true))
-                .map(|o| ControllerRef {
-                    kind: o.kind.as_str().into(),
-                    name: o.name.as_str().into(),
-                    uid: o.uid.as_str().into(),
-                }),
+            controller: ControllerRef::among(meta.owner_references.as_deref().unwrap_or_default()),
             deleting: meta.deletion_timestamp.is_some(),
             spec: PodGroupSpec::from_json(obj.data.get("spec").unwrap_or(&Value::Null), scheduler),
             phase: status

@@ -60,22 +60,17 @@ pub fn is_true(status: &TFJobStatus, type_: &str) -> bool {
 /// Upstream's `State` column prints the newest condition whatever its status, so a resumed job
 /// (newest: `Suspended=False`) read `Suspended` there (kubeflow/trainer#3666).
 pub fn state(status: &TFJobStatus) -> Option<String> {
-    status
-        .conditions
-        .iter()
-        .rev()
-        .find(|c| c.status == "True")
-        .map(|c| c.type_.clone())
+    current(status).map(|c| c.type_.clone())
 }
 
 /// The reason of the condition [`state`] names.
 pub fn state_reason(status: &TFJobStatus) -> Option<String> {
-    status
-        .conditions
-        .iter()
-        .rev()
-        .find(|c| c.status == "True")
-        .and_then(|c| c.reason.clone())
+    current(status).and_then(|c| c.reason.clone())
+}
+
+/// The job's current condition: its newest that is True.
+fn current(status: &TFJobStatus) -> Option<&JobCondition> {
+    status.conditions.iter().rev().find(|c| c.status == "True")
 }
 
 /// Whether the job has Succeeded or Failed.

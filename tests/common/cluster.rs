@@ -448,6 +448,15 @@ pub fn has_condition(job: &TFJob, type_: &str) -> bool {
         .is_some_and(|s| tfjob_operator::plan::conditions::is_true(s, type_))
 }
 
+/// The message of the job's newest condition (empty if none).
+pub fn condition_message(job: &TFJob) -> String {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.last())
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
 /// Condition types in order, e.g. ["Created", "Running"].
 pub fn condition_types(job: &TFJob) -> Vec<(String, String)> {
     job.status
