@@ -53,13 +53,7 @@ kubectl delete tfjob tfjob-test -n kube-test --ignore-not-found --wait=true >/de
 kubectl apply --dry-run=client -o json -f "$root/examples/tfjob-seed.yaml" | python3 -c '
 import json, sys
 job = json.load(sys.stdin)
-script = """trap "exit 0" TERM
-echo "$(hostname): TF_CONFIG=$TF_CONFIG"
-for peer in $(echo "$TF_CONFIG" | grep -o "\"[a-z0-9.-]*:[0-9][0-9]*\"" | tr -d "\""); do
-  until nslookup "${peer%:*}.cluster.local" >/dev/null 2>&1; do sleep 0.5; done
-  echo "$(hostname): $peer resolves to $(nslookup "${peer%:*}.cluster.local" | sed -n "s/^Address: //p" | tail -n1)"
-done
-case "$(hostname)" in *-worker-0) sleep 2; echo "$(hostname): done"; exit 0 ;; *) while :; do sleep 1; done ;; esac"""
+script = open(sys.argv[1]).read()
 for replica in job["spec"]["tfReplicaSpecs"].values():
     pod = replica["template"]["spec"]
     pod.pop("imagePullSecrets", None)
@@ -70,7 +64,7 @@ for replica in job["spec"]["tfReplicaSpecs"].values():
     c["image"], c["imagePullPolicy"] = "tfjob-test.local/busybox:1", "IfNotPresent"
     c["command"] = ["sh", "-c", script]
 json.dump(job, sys.stdout)
-' | kubectl apply -f -
+' "$root/tests/e2e/demo-replica.sh" | kubectl apply -f -
 wait_cond tfjob/tfjob-test kube-test Succeeded 120 || {
   echo "the TFJob did not succeed:" >&2; kubectl get tfjob tfjob-test -n kube-test -o yaml | sed -n '/^status:/,$p' >&2
   kubectl -n tfjob-system logs deployment/tfjob-operator --tail=20 >&2; exit 1; }
