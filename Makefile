@@ -50,7 +50,7 @@ e2e: ## The e2e suite against $$KUBECONFIG (E2E_MODE=local|in-cluster)
 	$(CARGO) build --locked --bins
 	tests/e2e/run.sh
 
-demo: ## Build, start a local control plane, install the chart, run a TFJob to Succeeded
+demo: ## Build, start a local control plane with a real node, install the chart (the operator runs there from its image), run the seed TFJob there to Succeeded
 	tests/e2e/demo.sh
 
 demo-down: ## Stop what `make demo` started
