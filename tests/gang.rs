@@ -101,12 +101,7 @@ async fn without_a_gang_two_jobs_each_hold_part_of_the_nodes_and_wait_forever() 
             message(&said)
         );
     }
-    let pods = t
-        .pods()
-        .list(&Default::default())
-        .await
-        .expect("pods")
-        .items;
+    let pods = t.listed_pods().await;
     for job in ["a", "b"] {
         let bound = pods
             .iter()
@@ -138,12 +133,7 @@ async fn gangs_run_one_after_the_other(prefix: &str, scheduler: GangScheduler) {
             ))
         })
         .await;
-        let pods = t
-            .pods()
-            .list(&Default::default())
-            .await
-            .expect("pods")
-            .items;
+        let pods = t.listed_pods().await;
         assert!(
             !pods.iter().any(|p| job_of(p) == second),
             "no pod of a job Volcano has not admitted: {}",
@@ -198,12 +188,7 @@ async fn volcano_holds_a_job_bigger_than_the_cluster_and_says_why_until_a_node_c
     })
     .await;
     eprintln!("the job says: {}", message(&waiting));
-    let pods = t
-        .pods()
-        .list(&Default::default())
-        .await
-        .expect("pods")
-        .items;
+    let pods = t.listed_pods().await;
     assert!(pods.is_empty(), "no pod before Volcano admits the gang");
     let group = pod_groups(&t, &GangScheduler::Volcano)
         .get("a")

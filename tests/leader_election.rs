@@ -223,13 +223,7 @@ async fn a_leader_paused_past_its_lease_writes_nothing_once_another_holder_has_i
     wait_for(t.pods(), "some pods created", T, |pods| pods.len() >= 10).await;
     a.0.signal("-STOP");
     wait_until_answered(&audit, &t.ns).await;
-    let pods_at_pause = t
-        .pods()
-        .list(&Default::default())
-        .await
-        .expect("pods")
-        .items
-        .len();
+    let pods_at_pause = t.listed_pods().await.len();
     eprintln!("paused with {pods_at_pause} of {} pods created", 2 * JOBS);
     assert!(
         pods_at_pause < 2 * JOBS,

@@ -276,12 +276,7 @@ async fn two_ready_non_root_replicas_one_leading(t: &TestNs) {
     let deployment: Deployment = t.api().get("op-tfjob-operator").await.expect("deployment");
     let status = deployment.status.expect("status");
     assert_eq!((status.replicas, status.ready_replicas), (Some(2), Some(2)));
-    let pods = t
-        .pods()
-        .list(&Default::default())
-        .await
-        .expect("pods")
-        .items;
+    let pods = t.listed_pods().await;
     let operators: Vec<_> = pods
         .iter()
         .filter(|p| {

@@ -283,12 +283,7 @@ async fn backoff_limit_reached_fails_with_upstream_message() {
     );
     // cleanPodPolicy Running (the default here) deletes running pods only: the failed worker
     // stays, with its logs (upstream v1.9.4, kubeflow/trainer#3419; before, every pod went).
-    let pods = t
-        .pods()
-        .list(&Default::default())
-        .await
-        .expect("pods")
-        .items;
+    let pods = t.listed_pods().await;
     let phases: Vec<&str> = pods.iter().map(pod_phase).collect();
     assert_eq!(phases, ["Failed"]);
     t.finish(op).await;
@@ -524,7 +519,7 @@ async fn restarting_the_operator_creates_no_duplicates_and_keeps_status() {
         "restart count survives the restart"
     );
     assert_eq!(st.conditions[0].type_, "Created");
-    let pods = t.pods().list(&Default::default()).await.unwrap().items;
+    let pods = t.listed_pods().await;
     assert_eq!(pods.len(), 3, "no duplicate pods");
     let ps_uid = before
         .iter()

@@ -46,7 +46,7 @@ async fn a_job_over_the_replica_limit_fails_and_the_others_run() {
         "{failed:?}"
     );
     wait_job(&t, "small", "Running", T, |j| has_condition(j, "Running")).await;
-    let pods = t.pods().list(&Default::default()).await.unwrap().items;
+    let pods = t.listed_pods().await;
     assert!(
         pods.iter().all(|p| p.name_any().starts_with("small-")),
         "no pod of the refused job"

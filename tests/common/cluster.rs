@@ -178,6 +178,15 @@ impl TestNs {
         .await
     }
 
+    /// The namespace's pods as the API server lists them now.
+    pub async fn listed_pods(&self) -> Vec<Pod> {
+        self.pods()
+            .list(&Default::default())
+            .await
+            .expect("list pods")
+            .items
+    }
+
     /// Stops the operator gracefully, then cleans up (see [`Drop`]).
     pub async fn finish(self, op: Operator) {
         op.stop().await;
