@@ -259,6 +259,17 @@ async fn service_account_kubeconfig(t: &TestNs, sa: &str) -> std::path::PathBuf 
     path
 }
 
+/// The `error: ` lines of an operator that refused to start (exit code 1).
+fn refused_at_startup(out: &std::process::Output) -> Vec<String> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .map(String::from)
+        .collect()
+}
+
 #[tokio::test]
 #[ignore = "needs a control plane: run `make test`"]
 async fn a_missing_permission_is_named_at_startup() {
@@ -299,19 +310,14 @@ async fn a_missing_permission_is_named_at_startup() {
     }
     let kubeconfig = service_account_kubeconfig(&t, "limited").await;
     let out = run_to_exit(&kubeconfig, &["--namespace", &t.ns]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    assert_eq!(errors.len(), 1, "{stderr}");
+    let errors = refused_at_startup(&out);
+    assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
         errors[0].starts_with(&format!(
             "error: no permission to watch pods in namespace {}",
             t.ns
         )),
-        "{stderr}"
+        "{errors:?}"
     );
 }
 
@@ -400,18 +406,13 @@ async fn gang_scheduling_without_its_scheduler_installed_is_named_at_startup() {
             &kubeconfig,
             &["--gang-scheduler-name", flag, "--namespace", &t.ns],
         );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
-        let errors: Vec<&str> = stderr
-            .lines()
-            .filter(|l| l.starts_with("error: "))
-            .collect();
+        let errors = refused_at_startup(&out);
         assert_eq!(
             errors,
             [format!(
                 "error: --gang-scheduler-name={flag}: the PodGroup CRD ({crd}) is not installed: install {scheduler} first, or remove the flag"
             )],
-            "{stderr}"
+            "{errors:?}"
         );
     }
 }
