@@ -13,6 +13,8 @@
 # Usage: gang.sh DIR
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=pids.sh
+source "$here/pids.sh"
 dir="$(cd "$1" && pwd)"
 log() { echo "[gang $(date +%H:%M:%S)] $*" >&2; }
 start=$(date +%s.%N)
@@ -20,13 +22,8 @@ gang_home="$("$here/build-gang.sh" | tail -n1)"
 kc() { "$dir/bin/kubectl" --kubeconfig "$dir/kubeconfig" "$@"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 g="$dir/gang"; mkdir -p "$g"
-names=(vc-scheduler vc-controller-manager sp-scheduler sp-controller)
-for name in "${names[@]}"; do # started again: the previous processes go first
-  pidfile="$dir/pids/$name.pid"
-  [[ -f "$pidfile" ]] || continue
-  kill -TERM "$(cat "$pidfile")" 2>/dev/null || true
-  while kill -0 "$(cat "$pidfile")" 2>/dev/null; do sleep 0.1; done
-  rm -f "$pidfile"
+for name in vc-scheduler vc-controller-manager sp-scheduler sp-controller; do
+  stop_pidfile "$dir/pids/$name.pid" # started again: the previous processes go first
 done
 
 # --- CRDs: both PodGroup APIs (and Volcano's queues), and ours.

@@ -13,6 +13,8 @@
 # is present. That needs root, as the CI here has; the file serves Kueue's metrics endpoint only.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=pids.sh
+source "$here/pids.sh"
 dir="$(cd "$1" && pwd)"
 log() { echo "[kueue $(date +%H:%M:%S)] $*" >&2; }
 start=$(date +%s.%N)
@@ -21,11 +23,7 @@ kc() { "$dir/bin/kubectl" --kubeconfig "$dir/kubeconfig" "$@"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 k="$dir/kueue"; mkdir -p "$k/certs"
 # Started again (e.g. after a test stopped it): the previous process goes first.
-if [[ -f "$dir/pids/kueue.pid" ]]; then
-  kill -TERM "$(cat "$dir/pids/kueue.pid")" 2>/dev/null || true
-  while kill -0 "$(cat "$dir/pids/kueue.pid")" 2>/dev/null; do sleep 0.1; done
-  rm -f "$dir/pids/kueue.pid"
-fi
+stop_pidfile "$dir/pids/kueue.pid"
 
 # --- CRDs: Kueue's (server-side: the Workload CRD is too large for a client-side apply) and ours.
 kc apply --server-side --force-conflicts -f "$kueue_home/crd/" >/dev/null

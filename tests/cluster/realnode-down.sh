@@ -10,15 +10,9 @@ dir="$1"; d="$dir/realnode"
 [[ -d "$d" ]] || exit 0
 sock="$d/run/containerd.sock"
 kc() { "$dir/bin/kubectl" --kubeconfig "$dir/kubeconfig" --request-timeout=5s "$@"; }
-stop() { # pid file name: TERM, then KILL
-  local f="$d/pids/$1.pid" p
-  [[ -f "$f" ]] || return 0
-  p="$(cat "$f")"
-  kill -TERM "$p" 2>/dev/null
-  for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$p" 2>/dev/null
-  rm -f "$f"
-}
+# shellcheck source=pids.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pids.sh"
+stop() { stop_pidfile "$d/pids/$1.pid"; }
 # 1. The pods, through the kubelet (stopping a sandbox tears down its network), if it still runs.
 if [[ -f "$d/pids/kubelet.pid" ]] && kill -0 "$(cat "$d/pids/kubelet.pid")" 2>/dev/null \
   && kc get node real-node-0 >/dev/null 2>&1; then
