@@ -196,17 +196,12 @@ impl ObservedPodGroup {
 /// The newest of a PodGroup's conditions (by `lastTransitionTime`, the later in the list on a
 /// tie): Volcano keeps an old `Unschedulable` beside a newer `Scheduled`.
 fn newest_condition(conditions: &[Value]) -> Option<&Value> {
-    let time = |c: &Value| {
+    // RFC 3339 times in UTC order as strings; `max_by_key` keeps the last of equals.
+    conditions.iter().max_by_key(|c| {
         c.get("lastTransitionTime")
             .and_then(Value::as_str)
             .unwrap_or_default()
-            .to_string()
-    };
-    conditions
-        .iter()
-        .enumerate()
-        .max_by(|(i, a), (j, b)| time(a).cmp(&time(b)).then(i.cmp(j)))
-        .map(|(_, c)| c)
+    })
 }
 
 /// The PodGroup object to create: `metadata` (name, namespace, owner, annotations) and `spec`.
@@ -288,6 +283,17 @@ mod tests {
             "Running",
         );
         assert_eq!(placed.unschedulable, None);
+        let same_second = group(
+            json!([
+                {"type": "Scheduled", "status": "True", "lastTransitionTime": "2026-12-06T10:00:05Z"},
+                {"type": "Unschedulable", "status": "True", "message": "later in the list", "lastTransitionTime": "2026-12-06T10:00:05Z"}
+            ]),
+            "Inqueue",
+        );
+        assert_eq!(
+            same_second.unschedulable.as_deref(),
+            Some("later in the list")
+        );
         assert!(!group(json!([]), "Pending").is_admitted());
         assert!(!group(json!([]), "").is_admitted());
     }
