@@ -23,13 +23,17 @@ BUSYBOX = "/bin/busybox"
 
 
 class Layer:
-    """One layer's entries, keyed by path, written sorted."""
+    """One layer's entries, keyed by path, written sorted. A file's bytes are either held (small
+    files made here) or read from its source path when the layer is written, so a large tree
+    (a Python environment) is streamed, not held in memory."""
 
     def __init__(self):
         self.entries = {}
 
     def directory(self, path, mode=0o755):
         path = path.strip("/")
+        if not path:
+            return
         parts = path.split("/")
         for i in range(1, len(parts) + 1):
             parent = "/".join(parts[:i])
@@ -39,10 +43,12 @@ class Layer:
                 self.entries[parent] = (info, None)
 
     def file(self, path, data, mode=0o644):
+        """Adds a file whose contents are `data` (bytes) or the file at `data` (a path)."""
         path = path.strip("/")
-        self.directory(os.path.dirname(path)) if "/" in path else None
+        self.directory(os.path.dirname(path))
         info = tarfile.TarInfo(path)
-        info.size, info.mode = len(data), mode
+        info.size = len(data) if isinstance(data, bytes) else os.stat(data).st_size
+        info.mode = mode
         self.entries[path] = (info, data)
 
     def symlink(self, path, target):
@@ -56,24 +62,49 @@ class Layer:
             dirs.sort()
             rel = os.path.relpath(root, src)
             base = dest.strip("/") if rel == "." else os.path.join(dest.strip("/"), rel)
-            self.directory(base)
+            self.directory(base, os.stat(root).st_mode & 0o7777)
             for name in sorted(files) + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
                 full = os.path.join(root, name)
                 target = os.path.join(base, name)
                 if os.path.islink(full):
                     self.symlink(target, os.readlink(full))
                 elif os.path.isfile(full):
-                    with open(full, "rb") as f:
-                        self.file(target, f.read(), os.stat(full).st_mode & 0o7777)
+                    self.file(target, full, os.stat(full).st_mode & 0o7777)
 
-    def tar(self):
-        out = io.BytesIO()
-        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as t:
-            for path in sorted(self.entries):
-                info, data = self.entries[path]
-                info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-                t.addfile(info, io.BytesIO(data) if data is not None else None)
-        return out.getvalue()
+    def write(self, out):
+        """Writes the layer as a tar file to `out`; returns its sha256 digest (hex)."""
+        with open(out, "wb") as raw:
+            hashing = _Hashing(raw)
+            with tarfile.open(fileobj=hashing, mode="w", format=tarfile.PAX_FORMAT) as t:
+                for path in sorted(self.entries):
+                    info, data = self.entries[path]
+                    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+                    if data is None:
+                        t.addfile(info)
+                    elif isinstance(data, bytes):
+                        t.addfile(info, io.BytesIO(data))
+                    else:
+                        with open(data, "rb") as f:
+                            t.addfile(info, f)
+        return hashing.sha256.hexdigest()
+
+
+class _Hashing(io.RawIOBase):
+    """A writable file that hashes what passes through it."""
+
+    def __init__(self, raw):
+        self.raw, self.sha256, self.written = raw, hashlib.sha256(), 0
+
+    def writable(self):
+        return True
+
+    def tell(self):
+        return self.written
+
+    def write(self, b):
+        self.sha256.update(b)
+        self.written += len(b)
+        return self.raw.write(b)
 
 
 def busybox(layer):
@@ -90,15 +121,17 @@ def busybox(layer):
     layer.directory("tmp", 0o1777)
 
 
-def archive(out, name, layer_tar, config):
-    blobs = {}
+def archive(out, name, layer_path, layer_sha256, config):
+    """Writes the OCI archive of one layer (a tar file already written, with its digest)."""
+    blobs = {layer_sha256: layer_path}
 
     def blob(data):
         digest = hashlib.sha256(data).hexdigest()
         blobs[digest] = data
         return "sha256:" + digest
 
-    layer_digest = blob(layer_tar)
+    layer_digest = "sha256:" + layer_sha256
+    layer_size = os.stat(layer_path).st_size
     config = dict(config, rootfs={"type": "layers", "diff_ids": [layer_digest]})
     config_bytes = json.dumps(config, sort_keys=True).encode()
     manifest = {
@@ -107,7 +140,7 @@ def archive(out, name, layer_tar, config):
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                    "digest": blob(config_bytes), "size": len(config_bytes)},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": layer_digest, "size": len(layer_tar)}],
+                    "digest": layer_digest, "size": layer_size}],
     }
     manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
     manifest_digest = blob(manifest_bytes)
@@ -119,8 +152,14 @@ def archive(out, name, layer_tar, config):
     with tarfile.open(out, "w") as t:
         def add(path, data):
             info = tarfile.TarInfo(path)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            t.addfile(info, io.BytesIO(data))
+            info.mode, info.mtime = 0o644, 0
+            if isinstance(data, bytes):
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+            else:
+                info.size = os.stat(data).st_size
+                with open(data, "rb") as f:
+                    t.addfile(info, f)
         add("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
         add("index.json", json.dumps(index, sort_keys=True).encode())
         for digest in sorted(blobs):
@@ -149,8 +188,7 @@ def main():
     for spec in a.file:
         src, dest = spec.split("=", 1)
         dest, _, mode = dest.partition(":")
-        with open(src, "rb") as f:
-            layer.file(dest, f.read(), int(mode, 8) if mode else os.stat(src).st_mode & 0o7777)
+        layer.file(dest, src, int(mode, 8) if mode else os.stat(src).st_mode & 0o7777)
     for spec in a.dir:
         src, dest = spec.split("=", 1)
         layer.tree(src, dest)
@@ -159,7 +197,12 @@ def main():
               "config": {"Env": env, "Entrypoint": json.loads(a.entrypoint),
                          "Cmd": json.loads(a.cmd), "WorkingDir": a.workdir,
                          **({"User": a.user} if a.user else {})}}
-    digest = archive(a.out, a.name, layer.tar(), config)
+    layer_path = a.out + ".layer"
+    try:
+        digest = archive(a.out, a.name, layer_path, layer.write(layer_path), config)
+    finally:
+        if os.path.exists(layer_path):
+            os.remove(layer_path)
     print(a.out, a.name, digest)
 
 
