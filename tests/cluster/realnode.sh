@@ -28,6 +28,11 @@ done
 [[ -x /usr/lib/cni/bridge ]] || { log "missing the CNI plugins: apt-get install containernetworking-plugins"; exit 1; }
 node_bin="$("$here/build-node.sh" | tail -n1)"
 images="$("$here/../images/build.sh" | tail -n1)"
+# TFJOB_REAL_NODE_TENSORFLOW=1 also imports the TensorFlow image of the examples (1.4 GB).
+tf_image=""
+if [[ "${TFJOB_REAL_NODE_TENSORFLOW:-0}" == 1 ]]; then
+  tf_image="$("$here/../images/build-tensorflow.sh" | tail -n1)/tensorflow.tar"
+fi
 d="$dir/realnode"
 [[ -d "$d" ]] && "$here/realnode-down.sh" "$dir"
 mkdir -p "$d"/{run,pids,logs,pki,cni/net.d,cni/ipam,pod-logs,kubelet,plugins,containerd}
@@ -188,7 +193,7 @@ run socat-service socat TCP-LISTEN:443,bind=10.96.0.1,fork,reuseaddr UNIX-CONNEC
 run socat-kubelet-in socat UNIX-LISTEN:$d/run/kubelet.sock,fork,unlink-early TCP:127.0.0.1:$kp
 run containerd containerd --config $d/containerd.toml
 for n in \$(seq 100); do ctr -a $d/run/containerd.sock version >/dev/null 2>&1 && break; sleep 0.1; done
-for img in $images/*.tar; do ctr -a $d/run/containerd.sock -n k8s.io images import \$img >/dev/null; done
+for img in $images/*.tar $tf_image; do ctr -a $d/run/containerd.sock -n k8s.io images import \$img >/dev/null; done
 run coredns $node_bin/coredns -conf $d/Corefile
 run kubelet $node_bin/kubelet --config=$d/kubelet.yaml --kubeconfig=$d/kubelet.kubeconfig \
   --root-dir=$d/kubelet --cert-dir=$d/kubelet/pki --volume-plugin-dir=$d/plugins \

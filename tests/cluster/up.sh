@@ -8,7 +8,8 @@
 # Environment: TFJOB_CLUSTER_NODES (fake nodes, 3), TFJOB_CLUSTER_ETCD_QUOTA (bytes, 4 GiB),
 # TFJOB_CLUSTER_KUEUE=1 (add Kueue with its TFJob integration: kueue.sh; off by default),
 # TFJOB_CLUSTER_GANG=1 (add Volcano and scheduler-plugins' Coscheduling: gang.sh; off by default),
-# TFJOB_CLUSTER_REAL_NODE=1 (add a real kubelet node with containerd and CoreDNS: realnode.sh).
+# TFJOB_CLUSTER_REAL_NODE=1 (add a real kubelet node with containerd and CoreDNS: realnode.sh;
+# with TFJOB_REAL_NODE_TENSORFLOW=1 it also has the TensorFlow examples' image).
 # Idempotent: if DIR already holds a healthy cluster it is reused. The last line of stdout is DIR,
 # which holds kubeconfig (cluster-admin), operator.kubeconfig (user tfjob-operator, whose requests
 # are recorded in logs/audit.log), bin/ (kubectl, helm, components), logs/ and pids/.
