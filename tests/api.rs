@@ -189,9 +189,12 @@ fn managed_by_is_immutable() {
 
 #[test]
 fn examples_parse_and_pass_the_cel_rules() {
-    let dir = fixture_path("../../examples");
+    let dirs = [
+        fixture_path("../../examples"),
+        fixture_path("../../examples/tensorflow"),
+    ];
     let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
+    for entry in dirs.iter().flat_map(|d| std::fs::read_dir(d).unwrap()) {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
             continue;
@@ -206,7 +209,7 @@ fn examples_parse_and_pass_the_cel_rules() {
             .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
         n += 1;
     }
-    assert!(n >= 5, "only {n} examples");
+    assert!(n >= 7, "only {n} examples");
 }
 
 /// Every `description` in the schema, with its JSON path.
