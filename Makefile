@@ -29,7 +29,8 @@ test: ## Unit tests, cluster tests (with Kueue and MultiKueue on two more contro
 	@set -euo pipefail; \
 	$(CARGO) build --locked --bins --tests; \
 	tests/cluster/build.sh >/dev/null; tests/cluster/build-kueue.sh >/dev/null; tests/cluster/build-gang.sh >/dev/null; \
-	tests/cluster/build-node.sh >/dev/null; tests/images/build.sh >/dev/null; \
+	tests/cluster/build-node.sh >/dev/null; tests/images/build.sh >/dev/null; tests/images/build-tensorflow.sh >/dev/null; \
+	export TFJOB_SDK_VENV=$$(tests/compat/sdk-venv.sh | tail -n1); \
 	dir=$$(mktemp -d /tmp/tfjob-test-cluster.XXXXXX); \
 	kueue=$$(mktemp -d /tmp/tfjob-test-kueue.XXXXXX); worker=$$(mktemp -d /tmp/tfjob-test-kueue-worker.XXXXXX); \
 	extras=$$(mktemp -d /tmp/tfjob-test-extras.XXXXXX); \
@@ -37,7 +38,8 @@ test: ## Unit tests, cluster tests (with Kueue and MultiKueue on two more contro
 	dir=$$(tests/cluster/up.sh "$$dir" | tail -n1); \
 	kueue=$$(TFJOB_CLUSTER_KUEUE=1 tests/cluster/up.sh "$$kueue" | tail -n1); \
 	worker=$$(TFJOB_CLUSTER_KUEUE=1 TFJOB_CLUSTER_NODES=1 tests/cluster/up.sh "$$worker" | tail -n1); \
-	extras=$$(TFJOB_CLUSTER_GANG=1 TFJOB_CLUSTER_REAL_NODE=1 TFJOB_CLUSTER_NODES=1 tests/cluster/up.sh "$$extras" | tail -n1); \
+	extras=$$(TFJOB_CLUSTER_GANG=1 TFJOB_CLUSTER_REAL_NODE=1 TFJOB_REAL_NODE_TENSORFLOW=1 TFJOB_CLUSTER_NODES=1 \
+	  tests/cluster/up.sh "$$extras" | tail -n1); \
 	export TFJOB_KUEUE_CLUSTER="$$kueue" TFJOB_KUEUE_WORKER_CLUSTER="$$worker"; \
 	export TFJOB_GANG_CLUSTER="$$extras" TFJOB_REAL_NODE_CLUSTER="$$extras"; \
 	TFJOB_TEST_CLUSTER="$$dir" $(CARGO) test --locked -- --include-ignored --test-threads=4 \
@@ -50,8 +52,9 @@ e2e: ## The e2e suite against $$KUBECONFIG (E2E_MODE=local|in-cluster)
 	$(CARGO) build --locked --bins
 	tests/e2e/run.sh
 
-demo: ## Build, start a local control plane with a real node, install the chart (the operator runs there from its image), run the seed TFJob there to Succeeded
-	tests/e2e/demo.sh
+DEMO ?= seed
+demo: ## Build, start a local control plane with a real node, install the chart (the operator runs there from its image), run a TFJob there to Succeeded: DEMO=seed (the seed's layout, busybox) or DEMO=tensorflow (real MultiWorkerMirrored training)
+	tests/e2e/demo.sh $(DEMO)
 
 demo-down: ## Stop what `make demo` started
 	tests/e2e/demo.sh down

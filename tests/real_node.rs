@@ -11,7 +11,7 @@ use common::cluster::condition_message as message;
 use std::time::Duration;
 
 use common::cluster::{TestNs, client_for, has_condition, install_crd, wait_job};
-use common::real_node::{BUSYBOX, on_real_node, real_node_dir};
+use common::real_node::{BUSYBOX, container_id, on_real_node, real_node_dir, sigkill};
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::LogParams;
@@ -155,8 +155,8 @@ async fn real_failures_are_named_on_the_job() {
         "{oom}"
     );
 
-    let id = container_id(&t, "killed-worker-0").await;
-    sigkill(&t, &id);
+    let id = container_id(t.pods(), "killed-worker-0", T).await;
+    sigkill(&t.dir, &id);
     let killed = says(&t, "killed", "exited with code 137").await;
     eprintln!("killed: {killed}");
     assert!(
@@ -172,45 +172,6 @@ async fn real_failures_are_named_on_the_job() {
     .await;
     eprintln!("crash: {crashed}");
     t.finish(op).await;
-}
-
-/// The containerd ID of the running container of pod `name`.
-async fn container_id(t: &TestNs, name: &str) -> String {
-    let pods = common::cluster::wait_for(t.pods(), &format!("{name} running"), T, |pods| {
-        pods.iter().any(|p| {
-            p.metadata.name.as_deref() == Some(name)
-                && p.status
-                    .iter()
-                    .flat_map(|s| s.container_statuses.iter().flatten())
-                    .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
-        })
-    })
-    .await;
-    pods.iter()
-        .find(|p| p.metadata.name.as_deref() == Some(name))
-        .and_then(|p| p.status.as_ref())
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|c| c.first())
-        .and_then(|c| c.container_id.clone())
-        .and_then(|id| id.strip_prefix("containerd://").map(String::from))
-        .expect("a containerd container ID")
-}
-
-/// Sends SIGKILL to a container's process through the node's containerd, as the OOM killer
-/// or an operator at the machine would.
-fn sigkill(t: &TestNs, id: &str) {
-    let socket = t.dir.join("realnode/run/containerd.sock");
-    let out = std::process::Command::new("ctr")
-        .arg("-a")
-        .arg(&socket)
-        .args(["-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id])
-        .output()
-        .expect("ctr runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// `helm ARGS` against the test's control plane, off the test's runtime.

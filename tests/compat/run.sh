@@ -13,7 +13,6 @@ root="$(cd "$here/../.." && pwd)"
 : "${KUBECONFIG:?set KUBECONFIG}"
 bin="${TFJOB_OPERATOR_BIN:-$root/target/debug/tfjob-operator}"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/tfjob-operator"
-sdk_version=1.9.4
 ns=compat
 seed_ns=kube-test # examples/tfjob-seed.yaml names its namespace
 work="$(mktemp -d)"
@@ -32,13 +31,7 @@ trap cleanup EXIT
 source "$root/tests/e2e/lib.sh"
 
 # --- the SDK's venv, cached by version ------------------------------------------------------
-venv="$cache/venv-kubeflow-training-$sdk_version"
-if [[ ! -x "$venv/bin/pytest" ]]; then
-  log "creating $venv (kubeflow-training==$sdk_version, pytest)"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet "kubeflow-training==$sdk_version" pytest pyyaml
-fi
+venv="$("$here/sdk-venv.sh" | tail -n1)"
 
 # --- the Go checker, cached by the hash of its sources --------------------------------------
 sum="$(cat "$here/gocheck/go.mod" "$here/gocheck/go.sum" "$here/gocheck/main.go" | sha256sum | cut -c1-16)"
