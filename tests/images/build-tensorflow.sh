@@ -6,9 +6,9 @@
 # pinned tensorflow-cpu wheels of tensorflow/requirements.txt installed from PyPI, and the
 # training scripts of examples/tensorflow/ at /opt/tfjob-examples (the working directory).
 #
-# Two caches under ~/.cache/tfjob-operator/tensorflow/, by content: the root filesystem (keyed by
-# this script and the requirements) and the image (that key, mkimage.py and the scripts), so a
-# change to a training script repacks the image without a new debootstrap or pip install.
+# Cached by content under ~/.cache/tfjob-operator/tensorflow/ (this script, the requirements,
+# mkimage.py and the scripts): only the image archive is kept (1.4 GB); the root filesystem it was
+# packed from is deleted, so a change to any of those builds again (about 1.5 minutes).
 # Prints the image's directory as the last line of stdout. TFJOB_DEBIAN_MIRROR overrides the
 # Debian mirror (default: the one apt uses here, deb.debian.org).
 set -euo pipefail
@@ -23,10 +23,14 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/tfjob-operator/tensorflow"
 mkdir -p "$cache"
 start=$SECONDS
 
-rootfs_key="$(cat "$here/build-tensorflow.sh" "$here/tensorflow/requirements.txt" | sha256sum | cut -c1-16)"
-rootfs="$cache/rootfs-$rootfs_key"
-if [[ ! -f "$rootfs.complete" ]]; then
-  rm -rf "$rootfs" "$rootfs.complete"
+scripts=("$root"/examples/tensorflow/*.py)
+key="$(cat "$here/build-tensorflow.sh" "$here/tensorflow/requirements.txt" "$here/mkimage.py" "${scripts[@]}" \
+  | sha256sum | cut -c1-16)"
+out="$cache/image-$key"
+if [[ ! -f "$out/.complete" ]]; then
+  rm -rf "$cache"/image-* "$cache"/rootfs-*   # superseded images, and a root left by a crash
+  rootfs="$cache/rootfs-$key"
+  mkdir -p "$out"
   log "debootstrap bookworm (minbase, python3) from $mirror"
   # Its mounts (/proc, /sys inside the new root) stay in a private mount namespace.
   unshare -m --propagation private \
@@ -44,24 +48,14 @@ if [[ ! -f "$rootfs.complete" ]]; then
   rm -rf "$rootfs"/var/cache/apt/* "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/{doc,man,info,locale} \
     "$rootfs"/usr/local/lib/python3.11/dist-packages/tensorflow/include "$rootfs"/usr/local/lib/python3.11/dist-packages/bin \
     "$rootfs"/var/log/* "$rootfs"/dev/*
-  touch "$rootfs.complete"
-  log "root filesystem: $(du -sh "$rootfs" | cut -f1) in $((SECONDS - start)) s"
-fi
-
-scripts=("$root"/examples/tensorflow/*.py)
-key="$(cat "$rootfs.complete" <(echo "$rootfs_key") "$here/mkimage.py" "${scripts[@]}" | sha256sum | cut -c1-16)"
-out="$cache/image-$key"
-if [[ ! -f "$out/.complete" ]]; then
-  rm -rf "$out"; mkdir -p "$out"
+  log "root filesystem: $(du -sh "$rootfs" | cut -f1) in $((SECONDS - start)) s; packing $name"
   files=()
   for s in "${scripts[@]}"; do files+=(--file "$s=/opt/tfjob-examples/$(basename "$s"):0644"); done
-  log "packing $name"
   python3 "$here/mkimage.py" "$out/tensorflow.tar" "$name" --dir "$rootfs=/" "${files[@]}" \
     --env PYTHONUNBUFFERED=1 --env TF_CPP_MIN_LOG_LEVEL=1 --workdir /opt/tfjob-examples \
     --cmd '["python3"]' >/dev/null
+  rm -rf "$rootfs"
   touch "$out/.complete"
   log "built $name: $(du -h "$out/tensorflow.tar" | cut -f1) in $((SECONDS - start)) s"
-  # Older images of this cache are superseded.
-  for old in "$cache"/image-*; do [[ "$old" == "$out" ]] || rm -rf "$old"; done
 fi
 echo "$out"
