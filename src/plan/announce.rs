@@ -1,6 +1,11 @@
 //! What the controller says about the changes it sent: the events upstream publishes for them
 //! (`SuccessfulCreatePod`, `FailedDeleteService`, ...), from the applier's report of what became
 //! of each change, filtered by what the caller wants announced.
+//!
+//! Changes that went through are announced together: one event per verb and kind and pass
+//! (`Created pods: j-ps-0, j-worker-0, j-worker-1`), with upstream's reason, and upstream's very
+//! words when there is one object. Every failure keeps an event of its own: each says what failed
+//! and why.
 
 use super::{EventKind, JobEvent};
 
@@ -58,16 +63,66 @@ pub enum Announce {
     FailuresOnly,
 }
 
-/// The events to publish for `applied`, in order.
+/// The most names one event about several objects lists; the others are counted.
+pub const NAMES_PER_EVENT: usize = 10;
+
+/// The events to publish for `applied`: one per verb and kind of the changes done (in the order
+/// of their first), then one per failure (in order).
 pub fn events(applied: &[Applied], announce: Announce) -> Vec<JobEvent> {
-    applied
+    let mut together: Vec<Vec<&Applied>> = Vec::new();
+    if announce == Announce::Everything {
+        for a in applied.iter().filter(|a| a.effect == Effect::Done) {
+            match together
+                .iter_mut()
+                .find(|g| g[0].verb == a.verb && g[0].kind == a.kind)
+            {
+                Some(group) => group.push(a),
+                None => together.push(vec![a]),
+            }
+        }
+    }
+    let failures = applied.iter().filter_map(|a| match &a.effect {
+        Effect::Failed(error) => Some(failed(a, error)),
+        _ => None,
+    });
+    together
         .iter()
-        .filter_map(|a| match &a.effect {
-            Effect::Done if announce == Announce::Everything => Some(done(a)),
-            Effect::Failed(error) => Some(failed(a, error)),
-            _ => None,
-        })
+        .map(|group| done_together(group))
+        .chain(failures)
         .collect()
+}
+
+/// One event for changes of one verb and kind: upstream's for one object, the same reason with
+/// the objects' names (at most [`NAMES_PER_EVENT`] of them) for several.
+fn done_together(group: &[&Applied]) -> JobEvent {
+    let event = done(group[0]);
+    if group.len() == 1 {
+        return event;
+    }
+    let (_, noun) = names(group[0].kind);
+    let listed: Vec<&str> = group
+        .iter()
+        .take(NAMES_PER_EVENT)
+        .map(|a| a.name.as_str())
+        .collect();
+    let listed = listed.join(", ");
+    let more = match group.len().saturating_sub(NAMES_PER_EVENT) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    let message = match group[0].verb {
+        Verb::Create => format!("Created {noun}s: {listed}{more}"),
+        Verb::Delete => format!("Deleted {noun}s: {listed}{more}"),
+        Verb::Adopt => {
+            format!("Adopted {noun}s {listed}{more}, which had the job's labels and no controller")
+        }
+        Verb::Update => format!("Updated {noun}s: {listed}{more}"),
+    };
+    JobEvent {
+        message,
+        related: None,
+        ..event
+    }
 }
 
 /// How upstream's events name a kind: the suffix of reasons, and the noun in messages.
@@ -179,6 +234,54 @@ mod tests {
         assert_eq!(said, expected);
         let first = &events(&report, Announce::Everything)[0];
         assert_eq!(first.related, Some(("Pod", "j-worker-0".to_string())));
+    }
+
+    #[test]
+    fn changes_of_one_verb_and_kind_are_announced_in_one_event_naming_them() {
+        let mut report = vec![
+            applied(Verb::Create, "Pod", "j-ps-0", Effect::Done),
+            applied(Verb::Create, "Service", "j-ps-0", Effect::Done),
+            applied(Verb::Create, "Pod", "j-worker-0", Effect::Done),
+            applied(
+                Verb::Create,
+                "Pod",
+                "j-worker-1",
+                Effect::Failed("quota".into()),
+            ),
+            applied(Verb::Create, "Service", "j-worker-0", Effect::Done),
+            applied(Verb::Delete, "Pod", "j-worker-9", Effect::Done),
+        ];
+        let said: Vec<(String, String)> = events(&report, Announce::Everything)
+            .into_iter()
+            .map(|e| (e.reason, e.message))
+            .collect();
+        let expected = [
+            ("SuccessfulCreatePod", "Created pods: j-ps-0, j-worker-0"),
+            (
+                "SuccessfulCreateService",
+                "Created services: j-ps-0, j-worker-0",
+            ),
+            ("SuccessfulDeletePod", "Deleted pod: j-worker-9"),
+            ("FailedCreatePod", "Error creating pod ns/j-worker-1: quota"),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(r, m)| (r.to_string(), m.to_string()))
+            .collect();
+        assert_eq!(said, expected);
+
+        // Many: the first names, and a count of the others.
+        report = (0..25)
+            .map(|i| applied(Verb::Delete, "Pod", &format!("j-worker-{i}"), Effect::Done))
+            .collect();
+        let said = events(&report, Announce::Everything);
+        assert_eq!(said.len(), 1);
+        assert_eq!(
+            said[0].message,
+            "Deleted pods: j-worker-0, j-worker-1, j-worker-2, j-worker-3, j-worker-4, \
+             j-worker-5, j-worker-6, j-worker-7, j-worker-8, j-worker-9 and 15 more"
+        );
+        assert_eq!(said[0].related, None);
     }
 
     #[test]
