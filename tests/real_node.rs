@@ -10,8 +10,8 @@ use common::cluster::condition_message as message;
 
 use std::time::Duration;
 
-use common::cluster::{TestNs, client_for, has_condition, install_crd, wait_job};
-use common::real_node::{BUSYBOX, container_id, on_real_node, real_node_dir, sigkill};
+use common::cluster::{TestNs, has_condition, wait_job};
+use common::real_node::{BUSYBOX, container_id, on_real_node, real_ns, sigkill};
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::LogParams;
@@ -19,12 +19,6 @@ use tfjob_operator::api::builder::tfjob;
 use tfjob_operator::api::{CleanPodPolicy, RestartPolicy};
 
 const T: Duration = Duration::from_secs(120);
-
-async fn real_ns(prefix: &str) -> TestNs {
-    let dir = real_node_dir();
-    install_crd(&client_for(&dir).await).await;
-    TestNs::new_in(dir, prefix).await
-}
 
 /// Each replica serves its pod name on port 2222 (noting who asked), then asks every member
 /// of the cluster in TF_CONFIG, by the host names there, for theirs and prints what it got.

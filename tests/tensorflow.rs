@@ -10,9 +10,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cluster::condition_message as message;
-use common::cluster::{TestNs, client_for, has_condition, install_crd, wait_for, wait_job};
+use common::cluster::{TestNs, has_condition, wait_for, wait_job};
 use common::real_node::{
-    FollowedLog, args_of, container_id, container_id_of, real_node_dir, sigkill, tensorflow_example,
+    FollowedLog, args_of, container_id, container_id_of, real_ns, sigkill, tensorflow_example,
 };
 use serde_json::{Value, json};
 use tfjob_operator::api::TFJob;
@@ -23,12 +23,6 @@ const T: Duration = Duration::from_secs(300);
 
 /// One TensorFlow job at a time: timings (a kill mid-training) stay meaningful on 2 cores.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn real_ns(prefix: &str) -> TestNs {
-    let dir = real_node_dir();
-    install_crd(&client_for(&dir).await).await;
-    TestNs::new_in(dir, prefix).await
-}
 
 fn job(value: Value) -> TFJob {
     serde_json::from_value(value).expect("the example is a TFJob")

@@ -30,6 +30,13 @@ pub fn real_node_dir() -> PathBuf {
     }
 }
 
+/// A fresh test namespace on the control plane with the real node, its CRD installed.
+pub async fn real_ns(prefix: &str) -> super::cluster::TestNs {
+    let dir = real_node_dir();
+    super::cluster::install_crd(&super::cluster::client_for(&dir).await).await;
+    super::cluster::TestNs::new_in(dir, prefix).await
+}
+
 /// Puts a pod on the real node: its label as node selector, a toleration of its taint.
 pub fn place_on_real_node(s: &mut PodSpec) {
     s.node_selector = Some([(REAL_NODE.to_string(), "true".to_string())].into());
