@@ -20,8 +20,8 @@ pub fn is_ours<K: Resource>(job: &K) -> bool {
 const FINALIZERS: [&str; 2] = ["metadata", "finalizers"];
 
 /// Adds our finalizer; the patch fails (and the job is looked at again) if the list changed
-/// since we read it.
-pub async fn add(api: &Api<TFJob>, job: &TFJob) -> Result<(), Error> {
+/// since we read it. Returns the job as the API server stored it (None: it is gone).
+pub async fn add(api: &Api<TFJob>, job: &TFJob) -> Result<Option<TFJob>, Error> {
     let ops = if job.finalizers().is_empty() {
         vec![
             ops::test(&FINALIZERS, Value::Null),
@@ -46,21 +46,24 @@ pub async fn release<K: Resource>(api: &Api<TFJob>, obj: &K) -> Result<(), Error
     let index = index.to_string();
     let ours = ["metadata", "finalizers", index.as_str()];
     let ops = vec![ops::test(&ours, json!(FINALIZER)), ops::remove(&ours)];
-    patch(api, obj, ops, "removing the finalizer of").await
+    patch(api, obj, ops, "removing the finalizer of")
+        .await
+        .map(drop)
 }
 
+/// The JSON patch `ops` of `job`; the job as stored after it, None when it is gone.
 async fn patch<K: Resource>(
     api: &Api<TFJob>,
     job: &K,
     ops: Vec<PatchOperation>,
     what: &str,
-) -> Result<(), Error> {
+) -> Result<Option<TFJob>, Error> {
     let name = job.name_any();
     let patch = Patch::<TFJob>::Json(json_patch::Patch(ops));
     match api.patch(&name, &PatchParams::default(), &patch).await {
-        Ok(_) => Ok(()),
+        Ok(stored) => Ok(Some(stored)),
         // Gone already: nothing to hold or release.
-        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(None),
         Err(source) => Err(Error::api(
             format!(
                 "{what} TFJob {}/{name}",
