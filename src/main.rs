@@ -68,7 +68,7 @@ fn init_tracing(format: LogFormat) {
 
 /// A client from KUBECONFIG or the in-cluster config; None (after saying why) when neither works.
 async fn client() -> Option<kube::Client> {
-    match kube::Client::try_default().await {
+    match tfjob_operator::runtime::client::build_plain().await {
         Ok(c) => Some(c),
         Err(e) => {
             eprintln!(

@@ -1,5 +1,6 @@
-//! The Kubernetes client: kube's default stack with four small layers of ours in front, each
-//! one concern and one module, in the order a request passes them:
+//! The Kubernetes client: kube's stack over one HTTP/2 connection ([`http2`]), with four small
+//! layers of ours in front, each one concern and one module, in the order a request passes
+//! them:
 //!
 //! 1. [`request_metrics`]: counts every request by verb and response code
 //!    (`tfjob_operator_api_requests_total`);
@@ -15,6 +16,7 @@
 //! The leader election itself talks to the API server through a client without the gate
 //! ([`build_ungated`]): it must write the Lease to become the leader.
 
+mod http2;
 mod in_flight;
 mod leader_gate;
 mod rate;
@@ -23,8 +25,6 @@ mod request_metrics;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-
-use kube::client::ClientBuilder;
 
 pub use leader_gate::{LeaderGateLayer, NotLeader, is_refused_write};
 pub use rate::RateLimit;
@@ -57,13 +57,21 @@ pub async fn build(
     let config = kube::Config::infer()
         .await
         .map_err(kube::Error::InferConfig)?;
-    let client = ClientBuilder::try_from(config)?
+    let client = http2::builder(config)?
         .with_layer(&leader_gate::LeaderGateLayer::new(gate))
         .with_layer(&in_flight::InFlightLayer::new(limits.max_in_flight))
         .with_layer(&rate::RateLayer::new(limits.rate))
         .with_layer(&request_metrics::RequestMetricsLayer::new(metrics))
         .build();
     Ok(client)
+}
+
+/// A client with none of our layers, for one-off commands (`release-finalizers`).
+pub async fn build_plain() -> Result<kube::Client, kube::Error> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    Ok(http2::builder(config)?.build())
 }
 
 /// A client with the request metrics only: for the leader election, which writes the Lease
@@ -73,7 +81,7 @@ pub async fn build_ungated(metrics: Arc<Metrics>) -> Result<kube::Client, kube::
     let config = kube::Config::infer()
         .await
         .map_err(kube::Error::InferConfig)?;
-    let client = ClientBuilder::try_from(config)?
+    let client = http2::builder(config)?
         .with_layer(&request_metrics::RequestMetricsLayer::new(metrics))
         .build();
     Ok(client)
