@@ -19,9 +19,8 @@ jobs="${BENCH_JOBS:-500}" runs="${BENCH_RUNS:-2}" stock="${BENCH_STOCK:-1}"
 concurrency="${BENCH_CONCURRENCY:-32}"
 log() { echo "[bench-compare $(date +%H:%M:%S)] $*" >&2; }
 
-# Ours as the Helm chart's image ships it (tests/images/build.sh): the static release build.
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
-  --target x86_64-unknown-linux-gnu --bin tfjob-operator
+# Ours as the Helm chart's image ships it (tests/images/build.sh).
+operator="$(tests/images/operator-binary.sh | tail -n1)"
 # The bench and our binary as built now: later edits or rebuilds do not change a run under way.
 bench="$(cargo bench --locked --bench scale --no-run --message-format=json 2>/dev/null \
   | python3 -c 'import json, sys
@@ -55,7 +54,7 @@ for key in ca.crt tls.crt tls.key; do secret_key "$key" | base64 -d > "$serving/
 
 # --- interleaved runs ----------------------------------------------------------------------------
 out="$root/target/bench-compare"; rm -rf "$out"; mkdir -p "$out"
-cp target/x86_64-unknown-linux-gnu/release/tfjob-operator "$out/tfjob-operator"
+cp "$operator" "$out/tfjob-operator"
 operators=(ours)
 [[ -n "${BENCH_BASELINE:-}" ]] && operators+=(baseline)
 operators+=(go-lifted); [[ "$stock" == 1 ]] && operators+=(go-stock)

@@ -15,9 +15,7 @@ command -v busybox >/dev/null && [[ -x /bin/busybox ]] || { log "missing /bin/bu
 
 # The operator as a static binary (glibc, crt-static): it runs on an image with nothing else.
 log "operator: static release build"
-(cd "$root" && RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
-  --target x86_64-unknown-linux-gnu --bin tfjob-operator >&2)
-operator="$root/target/x86_64-unknown-linux-gnu/release/tfjob-operator"
+operator="$("$here/operator-binary.sh" | tail -n1)"
 
 key="$(cat "$here/mkimage.py" "$here/build.sh" /bin/busybox "$operator" | sha256sum | cut -c1-16)"
 out="${XDG_CACHE_HOME:-$HOME/.cache}/tfjob-operator/images/$key"
