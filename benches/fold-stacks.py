@@ -9,6 +9,8 @@ import sys
 
 # "tokio::runtime::..." or "<hyper::proto::h2::... as ...>::poll": the crate of a Rust frame.
 CRATE = re.compile(r"^<?(?:&(?:mut )?)?(?:dyn )?([a-z_][a-z0-9_]*)::")
+# v0 names as c++filt prints them carry each crate's hash: "tokio[3c1c0]::main".
+CRATE_HASH = re.compile(r"\[[0-9a-f]+\]")
 NOT_A_CALLER = {"core", "alloc", "std", "__rustc"}
 
 
@@ -42,6 +44,7 @@ def main():
             parts = line.strip().split(None, 1)
             symbol = parts[1] if len(parts) > 1 else "[unknown]"
             symbol = re.sub(r"\+0x[0-9a-f]+$", "", symbol.rsplit(" (", 1)[0])
+            symbol = CRATE_HASH.sub("", symbol).replace(";", ",")
             stack.append(symbol)
         # else: the sample's header line (comm, tid)
     close()

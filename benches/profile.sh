@@ -35,7 +35,9 @@ done
 perf record -F 997 -g --call-graph dwarf,16384 -o "$out/perf.data" -p "$pid" 2>"$out/perf.log" &
 wait "$bench_pid"
 wait
-perf script -i "$out/perf.data" -F comm,tid,ip,sym 2>/dev/null | python3 "$root/benches/fold-stacks.py" "$out/stacks.folded"
+# c++filt (binutils) reads the v0 symbol names the image's build uses.
+perf script -i "$out/perf.data" -F comm,tid,ip,sym 2>/dev/null | c++filt \
+  | python3 "$root/benches/fold-stacks.py" "$out/stacks.folded"
 if command -v inferno-flamegraph >/dev/null; then
   inferno-flamegraph --title "tfjob-operator, $jobs jobs through their life" "$out/stacks.folded" > "$out/flame.svg"
   echo "wrote $out/flame.svg" >&2

@@ -75,7 +75,7 @@ pub struct RunSettings {
     #[arg(long, env = "TFJOB_KUBE_API_BURST", default_value_t = 30)]
     pub kube_api_burst: u32,
     /// Most API requests in flight at once (watches excluded); more wait for one to be
-    /// answered. Each holds a connection with its TLS state; 0: no bound.
+    /// answered. Each holds its buffers (and, over HTTP/1.1, a connection); 0: no bound.
     #[arg(long, env = "TFJOB_KUBE_API_MAX_IN_FLIGHT", default_value_t = 32)]
     pub kube_api_max_in_flight: usize,
     /// Log lines as plain text or as JSON objects (one per line).

@@ -1,8 +1,9 @@
 //! A bound on requests in flight (`--kube-api-max-in-flight`), as tower's `ConcurrencyLimit`
 //! (the service is ready only with a permit), except that a watch gives its permit back as it
-//! is sent: it stays open for minutes. Each request in flight holds a connection of its own
-//! (HTTP/1.1), with its TLS state and buffers: without a bound, a burst of parallel creates and
-//! events from every reconcile at once opens as many connections.
+//! is sent: it stays open for minutes. Each request in flight is a stream on the HTTP/2
+//! connection with its own buffers (a connection of its own, with its TLS state, when the API
+//! server answers in HTTP/1.1): without a bound, a burst of parallel creates and events from
+//! every reconcile at once would hold them all at once.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
