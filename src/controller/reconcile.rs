@@ -59,7 +59,7 @@ pub(super) async fn reconcile(job: Arc<TFJob>, ctx: Arc<Context>) -> Result<Requ
 }
 
 /// Runs the step the job needs, once the caches are complete.
-async fn run_step(job: &Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
+pub(super) async fn run_step(job: &Arc<TFJob>, ctx: &Context) -> Result<Requeue, Error> {
     // Never decide on a partial view: right after (re)start the pod and service caches may
     // still be listing, and an empty cache would look like "all children gone". Waiting is
     // bounded so the controller keeps polling the watches that fill the caches.

@@ -248,6 +248,45 @@ async fn creates_refused_in_a_terminating_namespace_are_skipped_quietly() {
 }
 
 #[tokio::test]
+async fn a_new_job_gets_its_finalizer_and_then_its_children_in_the_same_reconcile() {
+    let mut new = job(RestartPolicy::Never);
+    new.metadata.finalizers = None;
+    new.status = None;
+    let mut with_finalizer = new.clone();
+    with_finalizer.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    with_finalizer.metadata.resource_version = Some("11".into());
+    let answer = serde_json::to_value(&with_finalizer).unwrap_or(Value::Null);
+    let mut accept = accepting();
+    let mut world = World::new(move |call: &Call| match call.method.as_str() {
+        // The finalizer's JSON patch, answered with the job as stored after it.
+        "PATCH" => (200, answer.clone()),
+        _ => accept(call),
+    });
+    world
+        .writers
+        .0
+        .apply_watcher_event(&watcher::Event::InitDone);
+    world
+        .writers
+        .1
+        .apply_watcher_event(&watcher::Event::InitDone);
+    super::reconcile::run_step(&Arc::new(new), &world.ctx)
+        .await
+        .expect("reconciled");
+    let calls = world.calls.all();
+    let first = calls.first().map(|c| (c.method.as_str(), c.path.as_str()));
+    let job_path = format!("/apis/kubeflow.org/v1{JOB_PATH}");
+    assert_eq!(
+        first,
+        Some(("PATCH", job_path.as_str())),
+        "the finalizer first"
+    );
+    assert_eq!(world.calls.count("POST", "/namespaces/ns/pods"), 3);
+    assert_eq!(world.calls.count("POST", "/namespaces/ns/services"), 3);
+    assert_eq!(world.calls.count("PUT", STATUS_PATH), 1, "Created written");
+}
+
+#[tokio::test]
 async fn progress_waits_and_is_written_once_with_the_last_pod_up() {
     let stored = job(RestartPolicy::Never);
     let mut world = World::new(accepting());
