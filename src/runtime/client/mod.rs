@@ -47,6 +47,14 @@ type BoxError = tower::BoxError;
 /// A boxed future, as the layers return from `call`.
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// kube's stack over HTTP/2 ([`http2`]) for KUBECONFIG or the in-cluster config.
+async fn stack() -> Result<kube::client::ClientBuilder<http2::Stack>, kube::Error> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    http2::builder(config)
+}
+
 /// The operator's client from KUBECONFIG or the in-cluster config: kube's stack, with our
 /// layers in front (see the module docs). Writes pass only while `gate` is open.
 pub async fn build(
@@ -54,10 +62,8 @@ pub async fn build(
     metrics: Arc<Metrics>,
     gate: LeaderGate,
 ) -> Result<kube::Client, kube::Error> {
-    let config = kube::Config::infer()
-        .await
-        .map_err(kube::Error::InferConfig)?;
-    let client = http2::builder(config)?
+    let client = stack()
+        .await?
         .with_layer(&leader_gate::LeaderGateLayer::new(gate))
         .with_layer(&in_flight::InFlightLayer::new(limits.max_in_flight))
         .with_layer(&rate::RateLayer::new(limits.rate))
@@ -68,20 +74,15 @@ pub async fn build(
 
 /// A client with none of our layers, for one-off commands (`release-finalizers`).
 pub async fn build_plain() -> Result<kube::Client, kube::Error> {
-    let config = kube::Config::infer()
-        .await
-        .map_err(kube::Error::InferConfig)?;
-    Ok(http2::builder(config)?.build())
+    Ok(stack().await?.build())
 }
 
 /// A client with the request metrics only: for the leader election, which writes the Lease
 /// before this replica may write anything else, and must not wait behind the controller's
 /// requests to renew it.
 pub async fn build_ungated(metrics: Arc<Metrics>) -> Result<kube::Client, kube::Error> {
-    let config = kube::Config::infer()
-        .await
-        .map_err(kube::Error::InferConfig)?;
-    let client = http2::builder(config)?
+    let client = stack()
+        .await?
         .with_layer(&request_metrics::RequestMetricsLayer::new(metrics))
         .build();
     Ok(client)
