@@ -23,14 +23,7 @@ exec valgrind --tool=callgrind --demangle=no --compress-strings=no --compress-po
   --log-file="$work/valgrind.log" "$binary" "\$@"
 EOF
 chmod +x "$work/operator"
-# SCALE_BENCH: a scale bench binary already built (it only drives the API server).
-bench="${SCALE_BENCH:-}"
-[[ -n "$bench" ]] || bench="$(cargo bench --locked --bench scale --no-run --message-format=json 2>/dev/null \
-  | python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "scale":
-        print(m["executable"])')"
+bench="$(benches/scale-bench.sh)"
 "$bench" --bench --jobs "$jobs" --cluster "$cluster" --operator "$work/operator" >&2
 # The bench ends the operator (valgrind) with SIGKILL, so callgrind writes no dump at exit: it
 # dumped every million basic blocks instead (callgrind.out.1, .2, ...), and the union of the

@@ -15,13 +15,7 @@ cd "$root"
 command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)" >&2; exit 1; }
 mkdir -p "$out"
 binary="$(tests/images/operator-binary.sh | tail -n1)"
-bench="${SCALE_BENCH:-}"
-[[ -n "$bench" ]] || bench="$(cargo bench --locked --bench scale --no-run --message-format=json 2>/dev/null \
-  | python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "scale":
-        print(m["executable"])')"
+bench="$(benches/scale-bench.sh)"
 # perf attaches to the operator once the bench has started it (a perf the bench started would
 # be ended with SIGKILL, before it writes its file), and ends with it.
 "$bench" --bench --jobs "$jobs" --cluster "$cluster" --operator "$binary" >&2 &

@@ -22,12 +22,7 @@ log() { echo "[bench-compare $(date +%H:%M:%S)] $*" >&2; }
 # Ours as the Helm chart's image ships it (tests/images/build.sh).
 operator="$(tests/images/operator-binary.sh | tail -n1)"
 # The bench and our binary as built now: later edits or rebuilds do not change a run under way.
-bench="$(cargo bench --locked --bench scale --no-run --message-format=json 2>/dev/null \
-  | python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "scale":
-        print(m["executable"])')"
+bench="$(benches/scale-bench.sh)"
 gobin="$(benches/go-operator/build.sh | tail -n1)"
 dir="$(tests/cluster/up.sh "${TFJOB_BENCH_CLUSTER:-/tmp/tfjob-operator-bench-compare}" | tail -n1)"
 kc() { "$dir/bin/kubectl" --kubeconfig "$dir/kubeconfig" "$@"; }
