@@ -125,6 +125,13 @@ impl LeaderGate {
         self.take(Timestamp::now());
     }
 
+    /// Whether this replica led and then lost the Lease by its own clock (or had it revoked)
+    /// without stepping down: nothing may leave it any more, not even the bytes of a request
+    /// that passed the gate just before the process was paused.
+    pub fn lost(&self) -> bool {
+        self.state.elect && self.is_leader() && !self.may_act()
+    }
+
     fn step_down(&self) {
         self.state.leader.store(false, Ordering::Release);
         self.state.valid_until.store(0, Ordering::Release);

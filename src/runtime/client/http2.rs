@@ -19,6 +19,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use kube::client::retry::RetryPolicy;
 use kube::client::{Body, ClientBuilder, ConfigExt, DynBody};
 use kube::{Config, Error};
+
+use super::fence::Fenced;
+use crate::runtime::leader::LeaderGate;
 use tower::retry::RetryLayer;
 use tower::util::BoxService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
@@ -31,8 +34,9 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 /// How long a ping may go unanswered before the connection is taken for dead (client-go: 15 s).
 const PING_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A [`ClientBuilder`] for `config`: kube's stack over HTTP/2.
-pub fn builder(config: Config) -> Result<ClientBuilder<Stack>, Error> {
+/// A [`ClientBuilder`] for `config`: kube's stack over HTTP/2; with `fence`, its connections
+/// refuse to write once that gate says the Lease was lost ([`super::fence`]).
+pub fn builder(config: Config, fence: Option<LeaderGate>) -> Result<ClientBuilder<Stack>, Error> {
     if let Some(proxy_url) = config.proxy_url {
         return Err(Error::ProxyProtocolDisabled {
             proxy_url: Box::new(proxy_url),
@@ -42,6 +46,8 @@ pub fn builder(config: Config) -> Result<ClientBuilder<Stack>, Error> {
     let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
+    let gate = fence.unwrap_or_else(LeaderGate::always_open);
+    let tcp = tcp.map_response(move |io| Fenced::new(io, gate.clone()));
     // ALPN offers h2 first, then http/1.1 (an API server that declines h2 still works).
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config.rustls_client_config()?)
@@ -84,13 +90,16 @@ mod tests {
     async fn the_stack_builds_and_a_proxy_is_refused_as_kube_refuses_it() {
         let mut config = Config::new("https://127.0.0.1:6443".parse().expect("a URI"));
         config.accept_invalid_certs = true;
-        assert!(builder(config.clone()).is_ok(), "the HTTP/2 stack builds");
+        assert!(
+            builder(config.clone(), None).is_ok(),
+            "the HTTP/2 stack builds"
+        );
         // kube is built without its proxy features: its stack refuses a proxy, and so do we.
         config.proxy_url = Some("http://127.0.0.1:3128".parse().expect("a URI"));
         let kubes = kube::client::ClientBuilder::try_from(config.clone())
             .err()
             .map(|e| e.to_string());
-        let refused = builder(config).err().map(|e| e.to_string());
+        let refused = builder(config, None).err().map(|e| e.to_string());
         assert_eq!(refused, kubes);
         assert!(
             refused

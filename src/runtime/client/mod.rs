@@ -16,6 +16,7 @@
 //! The leader election itself talks to the API server through a client without the gate
 //! ([`build_ungated`]): it must write the Lease to become the leader.
 
+mod fence;
 mod http2;
 mod in_flight;
 mod leader_gate;
@@ -47,12 +48,15 @@ type BoxError = tower::BoxError;
 /// A boxed future, as the layers return from `call`.
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// kube's stack over HTTP/2 ([`http2`]) for KUBECONFIG or the in-cluster config.
-async fn stack() -> Result<kube::client::ClientBuilder<http2::Stack>, kube::Error> {
+/// kube's stack over HTTP/2 ([`http2`]) for KUBECONFIG or the in-cluster config; fenced by
+/// `fence` ([`fence`]) if given.
+async fn stack(
+    fence: Option<LeaderGate>,
+) -> Result<kube::client::ClientBuilder<http2::Stack>, kube::Error> {
     let config = kube::Config::infer()
         .await
         .map_err(kube::Error::InferConfig)?;
-    http2::builder(config)
+    http2::builder(config, fence)
 }
 
 /// The operator's client from KUBECONFIG or the in-cluster config: kube's stack, with our
@@ -62,7 +66,7 @@ pub async fn build(
     metrics: Arc<Metrics>,
     gate: LeaderGate,
 ) -> Result<kube::Client, kube::Error> {
-    let client = stack()
+    let client = stack(Some(gate.clone()))
         .await?
         .with_layer(&leader_gate::LeaderGateLayer::new(gate))
         .with_layer(&in_flight::InFlightLayer::new(limits.max_in_flight))
@@ -74,14 +78,14 @@ pub async fn build(
 
 /// A client with none of our layers, for one-off commands (`release-finalizers`).
 pub async fn build_plain() -> Result<kube::Client, kube::Error> {
-    Ok(stack().await?.build())
+    Ok(stack(None).await?.build())
 }
 
 /// A client with the request metrics only: for the leader election, which writes the Lease
 /// before this replica may write anything else, and must not wait behind the controller's
 /// requests to renew it.
 pub async fn build_ungated(metrics: Arc<Metrics>) -> Result<kube::Client, kube::Error> {
-    let client = stack()
+    let client = stack(None)
         .await?
         .with_layer(&request_metrics::RequestMetricsLayer::new(metrics))
         .build();
