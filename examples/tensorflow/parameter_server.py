@@ -9,7 +9,7 @@ The chief prints the cluster it found, the device each variable was placed on (/
 the loss per epoch, with the steps each worker ran; it exits 1 if the loss did not fall. A worker
 that dies mid-training (and is recreated: restartPolicy ExitCode) is handled by the coordinator:
 the steps it lost run again on another worker, and it tries to give the worker work again once it
-is back. An epoch the coordinator could not retry is run again (--max-retries).
+is back. An epoch the coordinator could not retry is run again, with new iterators (--max-retries).
 """
 import argparse
 import json
@@ -73,7 +73,11 @@ def coordinate(resolver, a):
     def per_worker_dataset():
         return strategy.distribute_datasets_from_function(lambda ctx: dataset(a.batch_size, ctx))
 
-    batches = iter(coordinator.create_per_worker_dataset(per_worker_dataset))
+    def fresh_batches():
+        # One iterator per worker, each a resource on that worker.
+        return iter(coordinator.create_per_worker_dataset(per_worker_dataset))
+
+    batches = fresh_batches()
 
     @tf.function
     def step(iterator):
@@ -96,15 +100,19 @@ def coordinate(resolver, a):
                 coordinator.join()
                 results = [r.fetch() for r in scheduled]
                 break
-            except (tf.errors.InvalidArgumentError, tf.errors.CancelledError, tf.errors.UnavailableError) as e:
-                # The coordinator retries a step whose worker is gone; what it cannot retry (a
-                # worker that came back without the remote state the step referred to) ends the
-                # epoch with an error. The variables on the PS are intact: run the epoch again.
+            except tf.errors.OpError as e:
+                # The coordinator retries a step whose worker is gone; what it cannot retry ends
+                # the epoch with an error: a worker that came back without the remote state a
+                # step referred to, or the coordinator's update of the cluster after it came back
+                # leaving a worker's iterator or device unknown (TensorFlow 2.21 does both, now
+                # and then). The variables on the PS are intact: make every worker a new iterator
+                # and run the epoch again.
                 retries += 1
                 reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 print(f"epoch {epoch} interrupted ({type(e).__name__}: {reason}); running it again", flush=True)
                 if retries > a.max_retries:
                     sys.exit(f"more than {a.max_retries} interrupted epochs")
+                batches = fresh_batches()
         losses = [float(loss) for loss, _ in results]
         loss = sum(losses[-10:]) / len(losses[-10:])
         first = losses[0] if first is None else first
