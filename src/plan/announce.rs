@@ -4,8 +4,10 @@
 //!
 //! Changes that went through are announced together: one event per verb and kind and pass
 //! (`Created pods: j-ps-0, j-worker-0, j-worker-1`), with upstream's reason, and upstream's very
-//! words when there is one object. Every failure keeps an event of its own: each says what failed
-//! and why.
+//! words when there is one object. A replica's pod and its Service share a name, and are mostly
+//! created (and deleted) in the same pass: then one event says both, with the pod's reason
+//! (`Created pods and their services: j-ps-0, j-worker-0`). Every failure keeps an event of its
+//! own: each says what failed and why.
 
 use super::{EventKind, JobEvent};
 
@@ -85,21 +87,57 @@ pub fn events(applied: &[Applied], announce: Announce) -> Vec<JobEvent> {
         Effect::Failed(error) => Some(failed(a, error)),
         _ => None,
     });
-    together
-        .iter()
-        .map(|group| done_together(group))
-        .chain(failures)
-        .collect()
+    // A group of services named as a group of pods of the same verb is said by the pods' event.
+    let said_with_pods: Vec<usize> = (0..together.len())
+        .filter(|&i| pods_named_as(&together, i).is_some())
+        .collect();
+    let done = together.iter().enumerate().filter_map(|(i, group)| {
+        if said_with_pods.contains(&i) {
+            return None;
+        }
+        let with_services = said_with_pods
+            .iter()
+            .any(|&s| pods_named_as(&together, s) == Some(i));
+        Some(done_together(group, with_services))
+    });
+    done.chain(failures).collect()
+}
+
+/// The group of pods with the same verb and the very names of the group of services
+/// `together[i]`, if it is one.
+fn pods_named_as(together: &[Vec<&Applied>], i: usize) -> Option<usize> {
+    let services = &together[i];
+    if services[0].kind != "Service" {
+        return None;
+    }
+    together.iter().position(|pods| {
+        pods[0].kind == "Pod"
+            && pods[0].verb == services[0].verb
+            && sorted_names(pods) == sorted_names(services)
+    })
+}
+
+fn sorted_names<'a>(group: &[&'a Applied]) -> Vec<&'a str> {
+    let mut names: Vec<&str> = group.iter().map(|a| a.name.as_str()).collect();
+    names.sort_unstable();
+    names
 }
 
 /// One event for changes of one verb and kind: upstream's for one object, the same reason with
-/// the objects' names (at most [`NAMES_PER_EVENT`] of them) for several.
-fn done_together(group: &[&Applied]) -> JobEvent {
+/// the objects' names (at most [`NAMES_PER_EVENT`] of them) for several. `with_services`: the
+/// pods' Services of the same names had the same change, and the message says so.
+fn done_together(group: &[&Applied], with_services: bool) -> JobEvent {
     let event = done(group[0]);
-    if group.len() == 1 {
+    let one = group.len() == 1;
+    if one && !with_services {
         return event;
     }
     let (_, noun) = names(group[0].kind);
+    let objects = match (one, with_services) {
+        (true, _) => format!("{noun} and its service"),
+        (false, true) => format!("{noun}s and their services"),
+        (false, false) => format!("{noun}s"),
+    };
     let listed: Vec<&str> = group
         .iter()
         .take(NAMES_PER_EVENT)
@@ -111,16 +149,18 @@ fn done_together(group: &[&Applied]) -> JobEvent {
         n => format!(" and {n} more"),
     };
     let message = match group[0].verb {
-        Verb::Create => format!("Created {noun}s: {listed}{more}"),
-        Verb::Delete => format!("Deleted {noun}s: {listed}{more}"),
+        Verb::Create => format!("Created {objects}: {listed}{more}"),
+        Verb::Delete => format!("Deleted {objects}: {listed}{more}"),
         Verb::Adopt => {
-            format!("Adopted {noun}s {listed}{more}, which had the job's labels and no controller")
+            format!(
+                "Adopted {objects} {listed}{more}, which had the job's labels and no controller"
+            )
         }
-        Verb::Update => format!("Updated {noun}s: {listed}{more}"),
+        Verb::Update => format!("Updated {objects}: {listed}{more}"),
     };
     JobEvent {
         message,
-        related: None,
+        related: if one { event.related } else { None },
         ..event
     }
 }
@@ -248,7 +288,7 @@ mod tests {
                 "j-worker-1",
                 Effect::Failed("quota".into()),
             ),
-            applied(Verb::Create, "Service", "j-worker-0", Effect::Done),
+            applied(Verb::Create, "Service", "j-evaluator-0", Effect::Done),
             applied(Verb::Delete, "Pod", "j-worker-9", Effect::Done),
         ];
         let said: Vec<(String, String)> = events(&report, Announce::Everything)
@@ -259,7 +299,7 @@ mod tests {
             ("SuccessfulCreatePod", "Created pods: j-ps-0, j-worker-0"),
             (
                 "SuccessfulCreateService",
-                "Created services: j-ps-0, j-worker-0",
+                "Created services: j-ps-0, j-evaluator-0",
             ),
             ("SuccessfulDeletePod", "Deleted pod: j-worker-9"),
             ("FailedCreatePod", "Error creating pod ns/j-worker-1: quota"),
@@ -282,6 +322,103 @@ mod tests {
              j-worker-5, j-worker-6, j-worker-7, j-worker-8, j-worker-9 and 15 more"
         );
         assert_eq!(said[0].related, None);
+    }
+
+    /// What a pass's events say: reason, message, related object's name.
+    fn pass(report: &[Applied]) -> Vec<(String, String, Option<String>)> {
+        events(report, Announce::Everything)
+            .into_iter()
+            .map(|e| (e.reason, e.message, e.related.map(|(_, n)| n)))
+            .collect()
+    }
+
+    fn said(
+        reason: &str,
+        message: &str,
+        related: Option<&str>,
+    ) -> (String, String, Option<String>) {
+        (reason.into(), message.into(), related.map(String::from))
+    }
+
+    fn done_to(verb: Verb, kind: &'static str, name: &str) -> Applied {
+        applied(verb, kind, name, Effect::Done)
+    }
+
+    #[test]
+    fn pods_and_their_services_changed_alike_in_one_pass_are_announced_in_one_event() {
+        // Several pods and the services of the very same names: one event, the pod's reason.
+        let report = [
+            done_to(Verb::Create, "Pod", "j-ps-0"),
+            done_to(Verb::Create, "Pod", "j-worker-0"),
+            done_to(Verb::Create, "Service", "j-worker-0"),
+            done_to(Verb::Create, "Service", "j-ps-0"),
+        ];
+        let both = "Created pods and their services: j-ps-0, j-worker-0";
+        assert_eq!(pass(&report), [said("SuccessfulCreatePod", both, None)]);
+        // One of each: the event is about the pod.
+        let report = [
+            done_to(Verb::Delete, "Pod", "j-worker-1"),
+            done_to(Verb::Delete, "Service", "j-worker-1"),
+        ];
+        let both = "Deleted pod and its service: j-worker-1";
+        assert_eq!(
+            pass(&report),
+            [said("SuccessfulDeletePod", both, Some("j-worker-1"))]
+        );
+    }
+
+    #[test]
+    fn services_not_changed_as_their_pods_keep_their_own_events() {
+        // Not the same names, or not the same verb.
+        let report = [
+            done_to(Verb::Create, "Pod", "j-worker-0"),
+            done_to(Verb::Create, "Service", "j-worker-1"),
+            done_to(Verb::Delete, "Service", "j-worker-0"),
+        ];
+        let expected = [
+            (
+                "SuccessfulCreatePod",
+                "Created pod: j-worker-0",
+                "j-worker-0",
+            ),
+            (
+                "SuccessfulCreateService",
+                "Created service: j-worker-1",
+                "j-worker-1",
+            ),
+            (
+                "SuccessfulDeleteService",
+                "Deleted service: j-worker-0",
+                "j-worker-0",
+            ),
+        ];
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|(r, m, n)| said(r, m, Some(n)))
+            .collect();
+        assert_eq!(pass(&report), expected);
+        // A service that failed keeps its warning; the pod's event says only the pod.
+        let report = [
+            done_to(Verb::Create, "Pod", "j-worker-0"),
+            applied(
+                Verb::Create,
+                "Service",
+                "j-worker-0",
+                Effect::Failed("quota".into()),
+            ),
+        ];
+        let warning = "Error creating service ns/j-worker-0: quota";
+        assert_eq!(
+            pass(&report),
+            [
+                said(
+                    "SuccessfulCreatePod",
+                    "Created pod: j-worker-0",
+                    Some("j-worker-0")
+                ),
+                said("FailedCreateService", warning, None),
+            ]
+        );
     }
 
     #[test]
