@@ -104,14 +104,19 @@ def coordinate(resolver, a):
                 # The coordinator retries a step whose worker is gone; what it cannot retry ends
                 # the epoch with an error: a worker that came back without the remote state a
                 # step referred to, or the coordinator's update of the cluster after it came back
-                # leaving a worker's iterator or device unknown (TensorFlow 2.21 does both, now
-                # and then). The variables on the PS are intact: make every worker a new iterator
-                # and run the epoch again.
+                # leaving a worker's iterator or device unknown, or a task's connection to
+                # another failed and backing off (TensorFlow 2.21 does all three, now and then).
+                # The variables on the PS are intact: after a pause that lets the connections
+                # come back (1, 2, 4, ... at most 16 s), make every worker a new iterator and run
+                # the epoch again.
                 retries += 1
                 reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                print(f"epoch {epoch} interrupted ({type(e).__name__}: {reason}); running it again", flush=True)
+                pause = min(2 ** (retries - 1), 16)
+                print(f"epoch {epoch} interrupted ({type(e).__name__}: {reason}); "
+                      f"running it again in {pause} s", flush=True)
                 if retries > a.max_retries:
                     sys.exit(f"more than {a.max_retries} interrupted epochs")
+                time.sleep(pause)
                 batches = fresh_batches()
         losses = [float(loss) for loss, _ in results]
         loss = sum(losses[-10:]) / len(losses[-10:])
@@ -131,7 +136,7 @@ def main():
     p.add_argument("--steps-per-epoch", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--learning-rate", type=float, default=0.05)
-    p.add_argument("--max-retries", type=int, default=5, help="interrupted epochs the chief runs again")
+    p.add_argument("--max-retries", type=int, default=8, help="interrupted epochs the chief runs again")
     p.add_argument("--wait-for-cluster", type=int, default=600, help="seconds the chief waits for the tasks")
     a = p.parse_args()
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
