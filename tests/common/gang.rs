@@ -68,10 +68,18 @@ impl Nodes {
         }
     }
 
-    /// Adds a node of `cpu` CPUs and waits until it is Ready with that capacity.
+    /// Adds a node of `cpu` CPUs, Ready from its creation, and waits until it is seen so. Its
+    /// status is part of the create (as a kubelet registers its node): kwok's node-initialize
+    /// stage, which would write its own capacity (1k CPUs), is for nodes not Ready, so it never
+    /// applies. Patching the capacity after kwok made the node Ready raced with a second
+    /// initialize kwok had queued (from the node's events before Ready), and Volcano once saw
+    /// room for both gangs.
     pub async fn add(&mut self, t: &TestNs, cpu: u32) {
         let name = format!("{}-{}", t.ns, self.names.len());
         let nodes: Api<Node> = Api::all(t.client.clone());
+        let now = jiff::Timestamp::now().to_string();
+        let size =
+            json!({"cpu": cpu.to_string(), "memory": "64Gi", "pods": "110", "nvidia.com/gpu": "0"});
         let node = json!({
             "apiVersion": "v1", "kind": "Node",
             "metadata": {
@@ -80,6 +88,15 @@ impl Nodes {
                 "labels": {"kubernetes.io/hostname": name, "type": "kwok", GANG_NODE_LABEL: "true", POOL: t.ns},
             },
             "spec": {"taints": [{"key": POOL, "value": t.ns, "effect": "NoSchedule"}]},
+            "status": {
+                "capacity": size, "allocatable": size, "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                    "message": "kwok", "lastHeartbeatTime": now, "lastTransitionTime": now}],
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
+                "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux", "kubeletVersion": "kwok",
+                    "kernelVersion": "kwok", "containerRuntimeVersion": "kwok", "osImage": "", "machineID": "",
+                    "systemUUID": "", "bootID": "", "kubeProxyVersion": ""},
+            },
         });
         let node: Node = serde_json::from_value(node).expect("a node");
         nodes
@@ -87,23 +104,23 @@ impl Nodes {
             .await
             .expect("node created");
         self.names.push(name.clone());
+        let cpus = Quantity(cpu.to_string());
         wait_for(
             nodes.clone(),
-            &format!("node {name} Ready"),
+            &format!("node {name} Ready with {cpu} CPUs"),
             Duration::from_secs(60),
             |all| {
-                all.iter()
-                    .any(|n| n.metadata.name.as_deref() == Some(&name) && is_ready(n))
+                all.iter().any(|n| {
+                    n.metadata.name.as_deref() == Some(&name)
+                        && is_ready(n)
+                        && n.status
+                            .as_ref()
+                            .and_then(|s| s.allocatable.as_ref()?.get("cpu"))
+                            == Some(&cpus)
+                })
             },
         )
         .await;
-        let size =
-            json!({"cpu": cpu.to_string(), "memory": "64Gi", "pods": "110", "nvidia.com/gpu": "0"});
-        let status = Patch::Merge(json!({"status": {"capacity": size, "allocatable": size}}));
-        nodes
-            .patch_status(&name, &PatchParams::default(), &status)
-            .await
-            .expect("node sized");
     }
 }
 
