@@ -88,17 +88,14 @@ pub fn events(applied: &[Applied], announce: Announce) -> Vec<JobEvent> {
         _ => None,
     });
     // A group of services named as a group of pods of the same verb is said by the pods' event.
-    let said_with_pods: Vec<usize> = (0..together.len())
-        .filter(|&i| pods_named_as(&together, i).is_some())
+    let pods_saying: Vec<Option<usize>> = (0..together.len())
+        .map(|i| pods_named_as(&together, i))
         .collect();
     let done = together.iter().enumerate().filter_map(|(i, group)| {
-        if said_with_pods.contains(&i) {
-            return None;
-        }
-        let with_services = said_with_pods
-            .iter()
-            .any(|&s| pods_named_as(&together, s) == Some(i));
-        Some(done_together(group, with_services))
+        let with_services = pods_saying.contains(&Some(i));
+        pods_saying[i]
+            .is_none()
+            .then(|| done_together(group, with_services))
     });
     done.chain(failures).collect()
 }
