@@ -1,7 +1,8 @@
 //! Stage 7, batching: may the new status wait to be written together with what follows?
 //! Only a change that reports progress (replica counts, `Running`) while some pod is still on
-//! its way up may; restarts, failures and completion are written at once. The controller keeps
-//! the clock (`--status-batch-ms`).
+//! its way up may; restarts, failures and completion are written at once, and so is a pass
+//! that announces a new waiting cause (`waiting`: its Warning is said once, against the stored
+//! message). The controller keeps the clock (`--status-batch-ms`).
 
 use super::conditions::{self, kind};
 use super::replicas::Replicas;

@@ -95,11 +95,11 @@ pub fn plan_with_pod_group(
         pass.plan.changes.retain(|a| !a.is_create());
         finish::finished(&mut pass, &run_policy);
         gang::remove(&mut pass, pod_group);
-    } else {
-        let gang_wait = gang::live(&mut pass, &spec, job, cfg, pod_group);
-        waiting::explain(&mut pass, gang_wait);
+        return pass.into_plan(false);
     }
-    let may_wait = batching::may_wait(&pass.stored, &pass.status, &spec, &replicas);
+    let gang_wait = gang::live(&mut pass, &spec, job, cfg, pod_group);
+    let announced = waiting::explain(&mut pass, gang_wait);
+    let may_wait = !announced && batching::may_wait(&pass.stored, &pass.status, &spec, &replicas);
     pass.into_plan(may_wait)
 }
 

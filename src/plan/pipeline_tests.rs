@@ -775,6 +775,32 @@ fn a_waiting_cause_follows_its_message_quietly_and_goes_when_the_pods_run() {
 }
 
 #[test]
+fn a_new_waiting_cause_is_written_at_once_so_its_warning_is_not_said_twice() {
+    // Running, then its pod waits on its image: only the Running condition's message and the
+    // counts change, which alone could wait for the batch, but the stored message is what
+    // keeps the Warning from being said again on the next pass.
+    let mut j = started(job().workers(2).build());
+    let up = vec![
+        pod(&j, ReplicaType::Worker, 0, "Running", None),
+        pod(&j, ReplicaType::Worker, 1, "Running", None),
+    ];
+    let running = plan(&j, &up, &services(&j), now(), &cfg());
+    assert_eq!(last_condition(&running).0, "Running");
+    j.status = running.status;
+    let backing_off = vec![
+        up[0].clone(),
+        stuck(&j, ReplicaType::Worker, 1, "ImagePullBackOff", "Back-off"),
+    ];
+    let p = plan(&j, &backing_off, &services(&j), now(), &cfg());
+    assert_eq!(warnings(&p), ["ImagePullBackOff"]);
+    assert!(!p.status_may_wait, "the cause announced is written with it");
+    // Written: the next pass has nothing to say.
+    j.status = p.status.clone();
+    let again = plan(&j, &backing_off, &services(&j), now(), &cfg());
+    assert!(warnings(&again).is_empty());
+}
+
+#[test]
 fn a_disrupted_pod_is_recreated_without_spending_the_backoff_limit() {
     for policy in [
         RestartPolicy::OnFailure,

@@ -71,8 +71,10 @@ fn clip(message: &str) -> String {
 }
 
 /// Sets the waiting causes in the current condition's message, with a Warning per new cause:
-/// the gang's first, if it waits, then the pods'.
-pub(super) fn explain(pass: &mut Pass<'_>, gang: Option<GangWait>) {
+/// the gang's first, if it waits, then the pods'. Returns whether it announced a new cause:
+/// that status is then written at once, since the stored message is what keeps the Warning
+/// from being said again.
+pub(super) fn explain(pass: &mut Pass<'_>, gang: Option<GangWait>) -> bool {
     let mut waiting: Vec<(&ChildPod, &Waiting)> = pass
         .children
         .live_pods()
@@ -96,7 +98,7 @@ pub(super) fn explain(pass: &mut Pass<'_>, gang: Option<GangWait>) {
         .iter()
         .rposition(|c| c.status == "True")
     else {
-        return;
+        return false;
     };
     let type_ = pass.status.conditions[at].type_.clone();
     let stored = pass
@@ -106,7 +108,9 @@ pub(super) fn explain(pass: &mut Pass<'_>, gang: Option<GangWait>) {
         .find(|c| c.type_ == type_)
         .and_then(|c| c.message.clone())
         .unwrap_or_default();
+    let mut announced = false;
     for cause in causes.iter().filter(|c| !stored.contains(c.key.as_str())) {
+        announced = true;
         pass.plan.events.push(JobEvent {
             kind: EventKind::Warning,
             reason: cause.reason.clone(),
@@ -131,6 +135,7 @@ pub(super) fn explain(pass: &mut Pass<'_>, gang: Option<GangWait>) {
     {
         message.push_str(&format!("{WAITING_MARK}{}.", lines.join("; ")));
     }
+    announced
 }
 
 /// One cause: what it is about, which cause (`key`, what says whether it was announced), and
