@@ -9,7 +9,7 @@ use common::cluster::condition_message as message;
 
 use std::time::Duration;
 
-use common::cluster::{TestNs, wait_for, wait_job};
+use common::cluster::{TestNs, has_condition, wait_for, wait_job};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -106,7 +106,10 @@ async fn an_image_that_cannot_be_pulled_is_named_and_forgotten_when_it_runs() {
     let op = t.operator();
     t.create_job(tfjob("img").workers(1)).await;
     t.running_pods(1, T).await;
-    // As the kubelet writes it (kwok does not pull images).
+    // Running stored first, so the cause is a change of the Running condition's message alone
+    // (a change that batching could let wait; its Warning must still be said once).
+    wait_job(&t, "img", "Running", T, |j| has_condition(j, "Running")).await;
+    // As the kubelet writes it, when the image of a recreated pod is gone (kwok pulls nothing).
     let back_off = json!({"status": {"phase": "Pending", "containerStatuses": [{
         "name": "tensorflow", "image": "tensorflow/tensorflow:2.15.0", "imageID": "",
         "ready": false, "restartCount": 0,
