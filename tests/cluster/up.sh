@@ -9,7 +9,8 @@
 # TFJOB_CLUSTER_KUEUE=1 (add Kueue with its TFJob integration: kueue.sh; off by default),
 # TFJOB_CLUSTER_GANG=1 (add Volcano and scheduler-plugins' Coscheduling: gang.sh; off by default),
 # TFJOB_CLUSTER_REAL_NODE=1 (add a real kubelet node with containerd and CoreDNS: realnode.sh;
-# with TFJOB_REAL_NODE_TENSORFLOW=1 it also has the TensorFlow examples' image).
+# with TFJOB_REAL_NODE_TENSORFLOW=1 it also has the TensorFlow examples' image),
+# TFJOB_CLUSTER_PROFILING=1 (the API server serves /debug/pprof, for benches; off by default).
 # Idempotent: if DIR already holds a healthy cluster it is reused. The last line of stdout is DIR,
 # which holds kubeconfig (cluster-admin), operator.kubeconfig (user tfjob-operator, whose requests
 # are recorded in logs/audit.log), bin/ (kubectl, helm, components), logs/ and pids/.
@@ -35,6 +36,7 @@ healthy() {
 with_kueue="${TFJOB_CLUSTER_KUEUE:-0}"
 with_gang="${TFJOB_CLUSTER_GANG:-0}"
 with_real_node="${TFJOB_CLUSTER_REAL_NODE:-0}"
+profiling=false; [[ "${TFJOB_CLUSTER_PROFILING:-0}" == 1 ]] && profiling=true
 if healthy; then
   log "reusing the running cluster in $dir"
   if [[ "$with_kueue" == 1 && ! -f "$dir/pids/kueue.pid" ]]; then "$here/kueue.sh" "$dir"; fi
@@ -152,7 +154,7 @@ spawn kube-apiserver "$bin/kube-apiserver" \
   --audit-log-format=json --audit-log-maxsize=1024 \
   --kubelet-preferred-address-types=InternalIP \
   --kubelet-client-certificate="$pki/kubelet-client.crt" --kubelet-client-key="$pki/kubelet-client.key" \
-  --profiling=false --v=1
+  --profiling="$profiling" --v=1
 wait_for kube-apiserver 90 curl -sf --cacert "$pki/ca.crt" "https://127.0.0.1:$AP/readyz"
 
 # --- kube-controller-manager, kube-scheduler -----------------------------------------------------
