@@ -296,6 +296,34 @@ struct Phase {
     operator_refused: BTreeMap<String, u64>,
     raw_seconds: Option<f64>,
     ratio_to_raw: Option<f64>,
+    /// CPU seconds of the control plane's processes in the phase (API server, etcd,
+    /// controller-manager, scheduler, kwok): where the operator's requests cost.
+    control_plane_cpu_seconds: BTreeMap<String, f64>,
+}
+
+/// The control plane's processes of the cluster in `dir`, by name, from its pid files.
+fn control_plane(dir: &Path) -> BTreeMap<String, u32> {
+    [
+        "kube-apiserver",
+        "etcd",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok",
+    ]
+    .into_iter()
+    .filter_map(|name| {
+        let pid = std::fs::read_to_string(dir.join("pids").join(format!("{name}.pid"))).ok()?;
+        Some((name.to_string(), pid.trim().parse().ok()?))
+    })
+    .collect()
+}
+
+/// CPU seconds used so far by each of `processes`.
+fn cpu_of(processes: &BTreeMap<String, u32>) -> BTreeMap<String, f64> {
+    processes
+        .iter()
+        .map(|(name, pid)| (name.clone(), proc_usage(*pid).0))
+        .collect()
 }
 
 #[tokio::main]
@@ -397,10 +425,18 @@ async fn main() {
     let pid = op.id();
     tokio::time::sleep(Duration::from_millis(500)).await; // let it list (empty) before the clock starts
     let mut phases: Vec<Phase> = Vec::new();
+    let processes = control_plane(&args.cluster);
+    let mut plane_mark = cpu_of(&processes);
     let mut mark = (proc_usage(pid).0, log_len(&audit));
     let mut close =
         |name: &str, wall: f64, lat: Option<Vec<f64>>, raw: Option<f64>, mark: &mut (f64, u64)| {
             let (cpu, hwm, _) = proc_usage(pid);
+            let plane = cpu_of(&processes);
+            let control_plane_cpu_seconds = plane
+                .iter()
+                .map(|(name, now)| (name.clone(), now - plane_mark.get(name).unwrap_or(now)))
+                .collect();
+            plane_mark = plane;
             let end = log_len(&audit);
             let (operator_requests, operator_refused) = audit_counts(&audit, mark.1, end);
             let p = Phase {
@@ -415,6 +451,7 @@ async fn main() {
                 operator_refused,
                 raw_seconds: raw,
                 ratio_to_raw: raw.map(|r| wall / r),
+                control_plane_cpu_seconds,
             };
             *mark = (cpu, end);
             phases.push(p);
@@ -596,6 +633,14 @@ async fn main() {
         for (k, v) in &p.operator_requests {
             *all.entry(k.clone()).or_default() += v;
         }
+    }
+    for p in &phases {
+        let plane: Vec<String> = p
+            .control_plane_cpu_seconds
+            .iter()
+            .map(|(name, cpu)| format!("{name} {cpu:.1}"))
+            .collect();
+        println!("control plane CPU s, {}: {}", p.name, plane.join(", "));
     }
     let total: u64 = all.values().sum();
     println!(

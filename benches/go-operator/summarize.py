@@ -3,7 +3,8 @@
 
 Prints, per operator, the median and range over the runs of each phase's wall time (and its ratio
 to the raw API time measured in the same run), the operator's CPU over the whole run, its peak
-RSS and its API requests per job; writes all of it to DIR/summary.json.
+RSS, its API requests per job, and the control plane's CPU in the phases where the API server is
+the limit (all Running, the collection delete); writes all of it to DIR/summary.json.
 """
 import json
 import statistics
@@ -12,6 +13,8 @@ from pathlib import Path
 
 PHASES = {"2 all Running": "all Running", "3 all Succeeded": "all Succeeded",
           "4 collection delete": "collection delete until all gone"}
+# Phases whose control-plane CPU is shown: the API server, and all of the control plane.
+PLANE_PHASES = {"2 all Running": "all Running", "4 collection delete": "collection delete"}
 
 
 def runs_of(out: Path, op: str):
@@ -28,6 +31,10 @@ def figures(run):
     row["rss"] = max(p["operator_peak_rss_mib"] for p in run["phases"])
     row["requests_per_job"] = run["requests_per_job"]
     row["answered"] = run.get("collection_delete", {}).get("answered_seconds")
+    for key in PLANE_PHASES:
+        plane = phases[key].get("control_plane_cpu_seconds") or {}
+        row[f"apiserver {key}"] = plane.get("kube-apiserver")
+        row[f"plane {key}"] = sum(plane.values()) if plane else None
     return row
 
 
@@ -107,6 +114,9 @@ def main():
         cells["rss"] = spread([r["rss"] for r in rows], lambda v: f"{v:.0f} MiB")
         cells["answered"] = spread([r["answered"] for r in rows], lambda v: f"{v:.1f} s")
         cells["requests_per_job"] = spread([r["requests_per_job"] for r in rows], lambda v: f"{v:.1f}")
+        for key in PLANE_PHASES:
+            for what in ("apiserver", "plane"):
+                cells[f"{what} {key}"] = spread([r[f"{what} {key}"] for r in rows], lambda v: f"{v:.1f} s")
         table.append((op, cells))
         summary[op] = {"jobs": jobs, "runs": rows, "cells": cells}
     names = [f"{op} ({len(summary[op]['runs'])} run{'s' if len(summary[op]['runs']) > 1 else ''})"
@@ -117,6 +127,9 @@ def main():
     labels = [(k, v) for k, v in PHASES.items()] + [
               ("answered", "collection delete answered by the API server"), ("cpu", "operator CPU, whole run"),
               ("rss", "operator peak RSS"), ("requests_per_job", "API requests per job")]
+    for key, label in PLANE_PHASES.items():
+        labels += [(f"apiserver {key}", f"API server CPU, {label}"),
+                   (f"plane {key}", f"control plane CPU (API server, etcd, controller-manager, scheduler, kwok), {label}")]
     for key, label in labels:
         print(f"| {label} | " + " | ".join(c[key] for _, c in table) + " |")
     met = print_round_ratios(summary)
