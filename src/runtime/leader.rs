@@ -49,6 +49,9 @@ pub struct LeaderGate {
 struct GateState {
     elect: bool,
     leader: AtomicBool,
+    /// Set once this replica first took the Lease; never cleared: from then on, whenever it
+    /// may not act, its connections refuse to write ([`LeaderGate::lost`]).
+    led: AtomicBool,
     /// Set once the Lease was seen held by another replica; never cleared (the process exits).
     revoked: AtomicBool,
     /// Unix milliseconds until which the leader may act.
@@ -68,6 +71,7 @@ impl LeaderGate {
             state: Arc::new(GateState {
                 elect,
                 leader: AtomicBool::new(false),
+                led: AtomicBool::new(false),
                 revoked: AtomicBool::new(false),
                 valid_until: AtomicI64::new(0),
                 acquired: watch::Sender::new(0),
@@ -101,6 +105,7 @@ impl LeaderGate {
 
     fn take(&self, renewed_at: Timestamp) {
         self.extend(renewed_at);
+        self.state.led.store(true, Ordering::Release);
         self.state.leader.store(true, Ordering::Release);
         self.state.acquired.send_modify(|n| *n += 1);
     }
@@ -125,11 +130,13 @@ impl LeaderGate {
         self.take(Timestamp::now());
     }
 
-    /// Whether this replica led and then lost the Lease by its own clock (or had it revoked)
-    /// without stepping down: nothing may leave it any more, not even the bytes of a request
-    /// that passed the gate just before the process was paused.
+    /// Whether this replica led and may not act now: it lost the Lease by its own clock, had
+    /// it revoked, or stepped down (the campaign ended). Nothing may leave it any more, not
+    /// even the bytes of a request that passed the gate just before the process was paused
+    /// and that its connection would write once it resumes. A standby that never led is not
+    /// fenced: it reads to keep its caches warm.
     pub fn lost(&self) -> bool {
-        self.state.elect && self.is_leader() && !self.may_act()
+        self.state.elect && self.state.led.load(Ordering::Acquire) && !self.may_act()
     }
 
     fn step_down(&self) {
@@ -407,5 +414,21 @@ mod tests {
         revoked.revoke();
         revoked.extend(Timestamp::now());
         assert!(!revoked.may_act(), "another holder: closed for good");
+    }
+
+    #[test]
+    fn a_replica_that_led_stays_fenced_after_it_steps_down() {
+        let standby = LeaderGate::new(true);
+        assert!(!standby.lost(), "a standby that never led reads as before");
+        let leader = LeaderGate::new(true);
+        leader.take(Timestamp::now());
+        assert!(!leader.lost());
+        leader.revoke();
+        assert!(leader.lost(), "another holder took the Lease");
+        // The campaign ends and steps down; frames that passed the gate before a pause must
+        // still not leave (they did, 9 ms after, in a CI run of the paused-leader test).
+        leader.step_down();
+        assert!(leader.lost(), "stepped down: still nothing more leaves");
+        assert!(!LeaderGate::always_open().lost());
     }
 }
