@@ -628,12 +628,6 @@ async fn main() {
             p.operator_requests
         );
     }
-    let mut all: BTreeMap<String, u64> = BTreeMap::new();
-    for p in &phases {
-        for (k, v) in &p.operator_requests {
-            *all.entry(k.clone()).or_default() += v;
-        }
-    }
     for p in &phases {
         let plane: Vec<String> = p
             .control_plane_cpu_seconds
@@ -641,6 +635,12 @@ async fn main() {
             .map(|(name, cpu)| format!("{name} {cpu:.1}"))
             .collect();
         println!("control plane CPU s, {}: {}", p.name, plane.join(", "));
+    }
+    let mut all: BTreeMap<String, u64> = BTreeMap::new();
+    for p in &phases {
+        for (k, v) in &p.operator_requests {
+            *all.entry(k.clone()).or_default() += v;
+        }
     }
     let total: u64 = all.values().sum();
     println!(
