@@ -10,7 +10,8 @@
 # TFJOB_CLUSTER_GANG=1 (add Volcano and scheduler-plugins' Coscheduling: gang.sh; off by default),
 # TFJOB_CLUSTER_REAL_NODE=1 (add a real kubelet node with containerd and CoreDNS: realnode.sh;
 # with TFJOB_REAL_NODE_TENSORFLOW=1 it also has the TensorFlow examples' image),
-# TFJOB_CLUSTER_PROFILING=1 (the API server serves /debug/pprof, for benches; off by default).
+# TFJOB_CLUSTER_PROFILING=1 (the API server serves /debug/pprof, for benches; off by default;
+# it applies when the API server starts, not to a cluster that is reused).
 # Idempotent: if DIR already holds a healthy cluster it is reused. The last line of stdout is DIR,
 # which holds kubeconfig (cluster-admin), operator.kubeconfig (user tfjob-operator, whose requests
 # are recorded in logs/audit.log), bin/ (kubectl, helm, components), logs/ and pids/.
