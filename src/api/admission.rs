@@ -149,7 +149,8 @@ fn object(
     }
 }
 
-/// `enum`, `minimum`, `maxLength`, `maxItems`, `minProperties` and `maxProperties`.
+/// `enum`, `minimum`, `maximum`, `minLength`, `maxLength`, `maxItems`, `minProperties` and
+/// `maxProperties`.
 fn bounds(schema: &Value, value: &Value, path: &str, found: &mut Vec<String>) {
     let at = shown(path);
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
@@ -161,16 +162,41 @@ fn bounds(schema: &Value, value: &Value, path: &str, found: &mut Vec<String>) {
             list.join(", ")
         ));
     }
-    if let (Some(min), Some(n)) = (
-        schema.get("minimum").and_then(Value::as_f64),
-        value.as_f64(),
-    ) && n < min
+    number_bounds(schema, value, at, found);
+    size_bounds(schema, value, at, found);
+}
+
+/// `minimum` and `maximum`.
+fn number_bounds(schema: &Value, value: &Value, at: &str, found: &mut Vec<String>) {
+    let Some(n) = value.as_f64() else {
+        return;
+    };
+    if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+        && n < min
     {
         found.push(format!(
             "{at}: Invalid value: {value}: {at} in body should be greater than or equal to {min}"
         ));
     }
+    if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+        && n > max
+    {
+        found.push(format!(
+            "{at}: Invalid value: {value}: {at} in body should be less than or equal to {max}"
+        ));
+    }
+}
+
+/// `minLength`, `maxLength`, `maxItems`, `minProperties` and `maxProperties`.
+fn size_bounds(schema: &Value, value: &Value, at: &str, found: &mut Vec<String>) {
     let size = |key: &str| schema.get(key).and_then(Value::as_u64);
+    if let (Some(min), Some(s)) = (size("minLength"), value.as_str())
+        && (s.chars().count() as u64) < min
+    {
+        found.push(format!(
+            "{at}: Invalid value: {value}: {at} in body should be at least {min} chars long"
+        ));
+    }
     if let (Some(max), Some(s)) = (size("maxLength"), value.as_str())
         && s.len() as u64 > max
     {

@@ -122,10 +122,10 @@ pub struct TFJobSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicaSpec {
-    /// Number of pods of this type, indexed 0..replicas-1. Defaults to 1. Changing it on a
-    /// running job creates or deletes pods by index.
+    /// Number of pods of this type, indexed 0..replicas-1 (at most 50000). Defaults to 1.
+    /// Changing it on a running job creates or deletes pods by index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = crate::api::crd::MAX_REPLICAS_PER_TYPE))]
     pub replicas: Option<i32>,
 
     /// The pod template of this replica type. It must have a container named "tensorflow" with
