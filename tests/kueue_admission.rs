@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cluster::TestNs;
-use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
-use kube::discovery::pinned_kind;
+use common::policy::{Scope, install};
+use kube::api::PostParams;
 use tfjob_operator::api::builder::tfjob;
 use tfjob_operator::api::{CleanPodPolicy, TFJob};
 
@@ -21,33 +21,6 @@ const WARNING_POLICY: &str = concat!(
     "/charts/tfjob-operator/files/kueue-clean-pod-policy-warning.yaml"
 );
 const QUEUE_LABEL: &str = "kueue.x-k8s.io/queue-name";
-
-/// Applies every document of the policy file (server-side apply: idempotent across runs),
-/// renamed so that it never collides with the chart's copy (the e2e suite installs the chart on
-/// the same control plane).
-async fn install_policy(t: &TestNs, file: &str) {
-    let text = std::fs::read_to_string(file).expect("policy file");
-    for mut doc in serde_saphyr::from_multiple::<serde_json::Value>(&text).expect("YAML") {
-        let renamed = format!("{}-test", doc["metadata"]["name"].as_str().expect("name"));
-        doc["metadata"]["name"] = renamed.clone().into();
-        if doc["spec"]["policyName"].is_string() {
-            doc["spec"]["policyName"] = renamed.into();
-        }
-        let object: DynamicObject = serde_json::from_value(doc).expect("object");
-        let types = object.types.clone().expect("types");
-        let gvk = GroupVersionKind::try_from(&types).expect("gvk");
-        let (resource, _) = pinned_kind(&t.client, &gvk).await.expect("discovered");
-        let api: kube::Api<DynamicObject> = kube::Api::all_with(t.client.clone(), &resource);
-        let name = object.metadata.name.clone().expect("name");
-        api.patch(
-            &name,
-            &PatchParams::apply("tfjob-operator-tests").force(),
-            &Patch::Apply(&object),
-        )
-        .await
-        .expect("policy applied");
-    }
-}
 
 /// A job of 1 PS and 1 Worker under `keys`, queued when `queued`.
 fn job(name: &str, keys: (&str, &str), queued: bool) -> TFJob {
@@ -75,7 +48,7 @@ async fn refusal(t: &TestNs, job: &TFJob) -> Option<String> {
 #[ignore = "needs a control plane: run `make test`"]
 async fn jobs_queued_by_kueue_must_spell_replica_types_as_kueue_reads_them() {
     let t = TestNs::new("kueue-keys").await;
-    install_policy(&t, POLICY).await;
+    install(&t, POLICY, Scope::Cluster).await;
     // The API server picks a new policy up from its own watch: wait until it is enforced.
     let seed_style = job("seed", ("Ps", "Worker"), true);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -140,7 +113,7 @@ fn warnings_for(t: &TestNs, job: &TFJob) -> String {
 #[ignore = "needs a control plane: run `make test`"]
 async fn a_queued_job_that_keeps_its_pods_after_finishing_is_warned_about_the_quota() {
     let t = TestNs::new("kueue-clean").await;
-    install_policy(&t, WARNING_POLICY).await;
+    install(&t, WARNING_POLICY, Scope::Cluster).await;
     let keeps_pods = tfjob("keeps")
         .workers(1)
         .label(QUEUE_LABEL, "team-a")

@@ -8,5 +8,6 @@ pub mod cluster;
 pub mod fixtures;
 pub mod gang;
 pub mod kueue;
+pub mod policy;
 pub mod process;
 pub mod real_node;
