@@ -26,8 +26,12 @@ use clap::Parser;
 use futures::{FutureExt, StreamExt, stream};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::pinned_kind;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config, ResourceExt};
 use serde_json::{Value, json};
@@ -65,8 +69,65 @@ struct Args {
     /// Write every figure as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// For ours: bind the chart's finalizer policy (charts/tfjob-operator/files/
+    /// finalizer-policy.yaml) to the bench namespace, as the Helm chart installs it on a cluster
+    /// that serves MutatingAdmissionPolicy. `false`: the operator adds every finalizer itself.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    finalizer_policy: bool,
     #[arg(long, hide = true)]
     bench: bool,
+}
+
+/// The chart's finalizer policy, named and bound for namespace `ns` only, as the chart binds it to
+/// the namespaces the operator watches. Returns once the API server applies it (a dry-run create
+/// comes back with the finalizer), with what to delete afterwards.
+async fn bind_finalizer_policy(admin: &Client, ns: &str) -> Vec<(ApiResource, String)> {
+    let text = include_str!("../charts/tfjob-operator/files/finalizer-policy.yaml");
+    let mut made = Vec::new();
+    for mut doc in serde_saphyr::from_multiple::<Value>(text).expect("policy YAML") {
+        let name = format!("{}-{ns}", doc["metadata"]["name"].as_str().unwrap());
+        doc["metadata"]["name"] = name.clone().into();
+        if doc["spec"]["policyName"].is_string() {
+            doc["spec"]["policyName"] = name.clone().into();
+            doc["spec"]["matchResources"] = json!({"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": ns}}});
+        }
+        let object: DynamicObject = serde_json::from_value(doc).unwrap();
+        let gvk = GroupVersionKind::try_from(object.types.as_ref().unwrap()).unwrap();
+        let (resource, _) = pinned_kind(admin, &gvk)
+            .await
+            .expect("the API server serves MutatingAdmissionPolicy");
+        let api: Api<DynamicObject> = Api::all_with(admin.clone(), &resource);
+        api.patch(
+            &name,
+            &PatchParams::apply("tfjob-bench").force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .expect("policy applied");
+        made.push((resource, name));
+    }
+    let jobs: Api<TFJob> = Api::namespaced(admin.clone(), ns);
+    let probe: TFJob = tfjob("probe").workers(1).build();
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while jobs
+        .create(&dry, &probe)
+        .await
+        .unwrap()
+        .finalizers()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the finalizer policy was never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    made
 }
 
 async fn client(path: &Path) -> Client {
@@ -361,6 +422,13 @@ async fn main() {
         )
         .await
         .unwrap();
+    let policy = if !args.go && args.finalizer_policy {
+        let made = bind_finalizer_policy(&admin, &ns).await;
+        println!("finalizer policy bound to namespace {ns}");
+        made
+    } else {
+        Vec::new()
+    };
     let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
     let svcs: Api<Service> = Api::namespaced(admin.clone(), &ns);
     let jobs: Api<TFJob> = Api::namespaced(admin.clone(), &ns);
@@ -607,6 +675,10 @@ async fn main() {
     let _ = op.kill();
     let _ = op.wait();
     let _ = nsapi.delete(&ns, &DeleteParams::default()).await;
+    for (resource, name) in policy.iter().rev() {
+        let api: Api<DynamicObject> = Api::all_with(admin.clone(), resource);
+        let _ = api.delete(name, &DeleteParams::default()).await;
+    }
 
     println!(
         "\n{:<22} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7}  requests",
@@ -658,6 +730,7 @@ async fn main() {
     if let Some(path) = &args.json {
         let out = json!({
             "jobs": args.jobs, "ps": args.ps, "workers": args.workers, "concurrency": args.concurrency,
+            "finalizer_policy": !policy.is_empty(),
             "raw": {"create_running_seconds": raw_up, "delete_seconds": raw_down},
             "collection_delete": collection_delete,
             "phases": phases, "requests_total": all, "requests_per_job": total as f64 / args.jobs as f64,
