@@ -291,7 +291,12 @@ async fn the_chart_runs_the_operator_from_its_image_on_the_node() {
     let kept = tfjob("kept")
         .workers(1)
         .pod_spec(on_real_node(BUSYBOX, "sleep 3600"));
-    t.create_job(kept).await;
+    let stored = t.create_job(kept).await;
+    assert_eq!(
+        stored.metadata.finalizers.unwrap_or_default(),
+        ["kubeflow.org/tfjob-cleanup"],
+        "stored with the finalizer by the chart's MutatingAdmissionPolicy"
+    );
     wait_job(&t, "kept", "kept Running", T, |j| {
         has_condition(j, "Running")
     })

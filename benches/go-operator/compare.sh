@@ -7,7 +7,8 @@
 # Environment: BENCH_JOBS (500), BENCH_RUNS (2), BENCH_STOCK (1), BENCH_CONCURRENCY (32, both
 # operators: our default),
 # BENCH_BASELINE (a path: another build of ours, e.g. of the commit before a change, run as
-# "baseline" in every round beside the others).
+# "baseline" in every round beside the others), BENCH_BASELINE_FLAGS (more scale-bench flags for
+# the baseline, e.g. `--finalizer-policy false` to run the same build without the finalizer policy).
 # The Go operator runs outside a pod: its webhook certificate rotator needs namespace kubeflow
 # with a Secret training-operator-webhook-cert (it fills an existing one), and it waits for the
 # certificates in /tmp/k8s-webhook-server/serving-certs (a path it hard-codes; in a pod the Secret
@@ -58,7 +59,8 @@ for run in $(seq 1 "$runs"); do
     log "run $run/$runs: $op, $jobs jobs"
     case "$op" in
       ours) flags=(--operator "$out/tfjob-operator") ;;
-      baseline) flags=(--operator "$BENCH_BASELINE") ;;
+      # shellcheck disable=SC2206
+      baseline) flags=(--operator "$BENCH_BASELINE" ${BENCH_BASELINE_FLAGS:-}) ;;
       go-lifted) flags=(--go --operator "$gobin/training-operator-lifted") ;;
       go-stock) flags=(--go --operator "$gobin/training-operator-stock") ;;
     esac

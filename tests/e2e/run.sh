@@ -72,7 +72,7 @@ finish_worker0() { # local mode: kwok ends the pod; in-cluster the container exi
 log "TFJobs: the seed manifest unchanged, and the e2e job"
 # The chart's MutatingAdmissionPolicy (Kubernetes 1.36+) stores the job with our finalizer.
 stored="$(k apply -f "$root/examples/tfjob-seed.yaml" -o jsonpath='{.metadata.finalizers}')"
-if k api-resources --api-group=admissionregistration.k8s.io -o name | grep -qx mutatingadmissionpolicies.admissionregistration.k8s.io; then
+if k api-resources -o name | grep -qx mutatingadmissionpolicies.admissionregistration.k8s.io; then
   [[ "$stored" == *kubeflow.org/tfjob-cleanup* ]] || fail "the seed job was not stored with the finalizer: $stored"
 fi
 k apply -n "$ns" -f "$root/tests/e2e/tfjob-e2e.yaml" >/dev/null
@@ -118,9 +118,10 @@ left="$(k get all,serviceaccounts,roles,rolebindings -n "$sys_ns" -l app.kuberne
 left="$(k get clusterroles,clusterrolebindings -l app.kubernetes.io/instance="$release" -o name)"
 [[ -z "$left" ]] || fail "cluster RBAC left behind: $left"
 [[ -z "$(k get tfjobs -A -o name)" ]] || fail "TFJobs left"
-for kind in mutatingadmissionpolicy mutatingadmissionpolicybinding; do
-  ! k get "$kind" tfjob-operator-finalizer >/dev/null 2>&1 || fail "uninstall left the $kind tfjob-operator-finalizer"
-done
+if k api-resources -o name | grep -qx mutatingadmissionpolicies.admissionregistration.k8s.io; then
+  left="$(k get mutatingadmissionpolicies,mutatingadmissionpolicybindings -l app.kubernetes.io/instance="$release" -o name)"
+  [[ -z "$left" ]] || fail "the finalizer policy was left behind: $left"
+fi
 k delete namespace "$ns" kube-test --wait=true --timeout=120s >/dev/null
 log "e2e passed in $(( $(date +%s) - start ))s"
 echo "e2e: 1 passed, 0 failed"
