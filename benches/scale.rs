@@ -26,17 +26,18 @@ use clap::Parser;
 use futures::{FutureExt, StreamExt, stream};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
-    PatchParams, PostParams,
-};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::discovery::pinned_kind;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config, ResourceExt};
 use serde_json::{Value, json};
 use tfjob_operator::api::builder::tfjob;
 use tfjob_operator::api::{CleanPodPolicy, TFJob};
+
+// Shared with the tests, which use all of it.
+#[allow(dead_code)]
+#[path = "../tests/common/policy.rs"]
+mod policy;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -80,33 +81,13 @@ struct Args {
 
 /// The chart's finalizer policy, named and bound for namespace `ns` only, as the chart binds it to
 /// the namespaces the operator watches. Returns once the API server applies it (a dry-run create
-/// comes back with the finalizer), with what to delete afterwards.
-async fn bind_finalizer_policy(admin: &Client, ns: &str) -> Vec<(ApiResource, String)> {
-    let text = include_str!("../charts/tfjob-operator/files/finalizer-policy.yaml");
-    let mut made = Vec::new();
-    for mut doc in serde_saphyr::from_multiple::<Value>(text).expect("policy YAML") {
-        let name = format!("{}-{ns}", doc["metadata"]["name"].as_str().unwrap());
-        doc["metadata"]["name"] = name.clone().into();
-        if doc["spec"]["policyName"].is_string() {
-            doc["spec"]["policyName"] = name.clone().into();
-            doc["spec"]["matchResources"] = json!({"namespaceSelector": {"matchLabels": {
-                "kubernetes.io/metadata.name": ns}}});
-        }
-        let object: DynamicObject = serde_json::from_value(doc).unwrap();
-        let gvk = GroupVersionKind::try_from(object.types.as_ref().unwrap()).unwrap();
-        let (resource, _) = pinned_kind(admin, &gvk)
-            .await
-            .expect("the API server serves MutatingAdmissionPolicy");
-        let api: Api<DynamicObject> = Api::all_with(admin.clone(), &resource);
-        api.patch(
-            &name,
-            &PatchParams::apply("tfjob-bench").force(),
-            &Patch::Apply(&object),
-        )
-        .await
-        .expect("policy applied");
-        made.push((resource, name));
-    }
+/// comes back with the finalizer).
+async fn bind_finalizer_policy(admin: &Client, ns: &str) -> policy::Installed {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/charts/tfjob-operator/files/finalizer-policy.yaml"
+    );
+    let installed = policy::install(admin, ns, file, policy::Scope::Namespace).await;
     let jobs: Api<TFJob> = Api::namespaced(admin.clone(), ns);
     let probe: TFJob = tfjob("probe").workers(1).build();
     let dry = PostParams {
@@ -127,7 +108,7 @@ async fn bind_finalizer_policy(admin: &Client, ns: &str) -> Vec<(ApiResource, St
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    made
+    installed
 }
 
 async fn client(path: &Path) -> Client {
@@ -423,11 +404,11 @@ async fn main() {
         .await
         .unwrap();
     let policy = if !args.go && args.finalizer_policy {
-        let made = bind_finalizer_policy(&admin, &ns).await;
+        let installed = bind_finalizer_policy(&admin, &ns).await;
         println!("finalizer policy bound to namespace {ns}");
-        made
+        Some(installed)
     } else {
-        Vec::new()
+        None
     };
     let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
     let svcs: Api<Service> = Api::namespaced(admin.clone(), &ns);
@@ -675,9 +656,9 @@ async fn main() {
     let _ = op.kill();
     let _ = op.wait();
     let _ = nsapi.delete(&ns, &DeleteParams::default()).await;
-    for (resource, name) in policy.iter().rev() {
-        let api: Api<DynamicObject> = Api::all_with(admin.clone(), resource);
-        let _ = api.delete(name, &DeleteParams::default()).await;
+    let bound = policy.is_some();
+    if let Some(installed) = policy {
+        installed.remove().await;
     }
 
     println!(
@@ -730,7 +711,7 @@ async fn main() {
     if let Some(path) = &args.json {
         let out = json!({
             "jobs": args.jobs, "ps": args.ps, "workers": args.workers, "concurrency": args.concurrency,
-            "finalizer_policy": !policy.is_empty(),
+            "finalizer_policy": bound,
             "raw": {"create_running_seconds": raw_up, "delete_seconds": raw_down},
             "collection_delete": collection_delete,
             "phases": phases, "requests_total": all, "requests_per_job": total as f64 / args.jobs as f64,

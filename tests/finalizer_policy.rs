@@ -40,7 +40,7 @@ async fn stored_finalizers(t: &TestNs, job: &TFJob) -> Vec<String> {
 /// A test namespace with the policy bound to it, once the API server applies it.
 async fn namespace_with_policy(prefix: &str) -> (TestNs, Installed) {
     let t = TestNs::new(prefix).await;
-    let policy = install(&t, POLICY, Scope::Namespace).await;
+    let policy = install(&t.client, &t.ns, POLICY, Scope::Namespace).await;
     // The API server picks a new policy up from its own watch: wait until it mutates.
     let probe = tfjob("probe").workers(1).build();
     let deadline = Instant::now() + Duration::from_secs(30);

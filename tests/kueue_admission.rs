@@ -48,7 +48,7 @@ async fn refusal(t: &TestNs, job: &TFJob) -> Option<String> {
 #[ignore = "needs a control plane: run `make test`"]
 async fn jobs_queued_by_kueue_must_spell_replica_types_as_kueue_reads_them() {
     let t = TestNs::new("kueue-keys").await;
-    install(&t, POLICY, Scope::Cluster).await;
+    install(&t.client, &t.ns, POLICY, Scope::Cluster).await;
     // The API server picks a new policy up from its own watch: wait until it is enforced.
     let seed_style = job("seed", ("Ps", "Worker"), true);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -113,7 +113,7 @@ fn warnings_for(t: &TestNs, job: &TFJob) -> String {
 #[ignore = "needs a control plane: run `make test`"]
 async fn a_queued_job_that_keeps_its_pods_after_finishing_is_warned_about_the_quota() {
     let t = TestNs::new("kueue-clean").await;
-    install(&t, WARNING_POLICY, Scope::Cluster).await;
+    install(&t.client, &t.ns, WARNING_POLICY, Scope::Cluster).await;
     let keeps_pods = tfjob("keeps")
         .workers(1)
         .label(QUEUE_LABEL, "team-a")

@@ -1,35 +1,35 @@
 //! The chart's admission policies (`charts/tfjob-operator/files/*.yaml`), installed on a test
 //! control plane under names of their own, so they never collide with the chart's copy (the e2e
-//! suite installs the chart on the same control plane) or with another test's.
+//! suite installs the chart on the same control plane) or with another test's. The scale bench
+//! uses it too (`#[path]`), so it depends on nothing else of the test support.
 
+use kube::Client;
 use kube::api::{DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::{ApiResource, pinned_kind};
 use serde_json::{Value, json};
-
-use super::cluster::TestNs;
 
 /// Where the policy's binding applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
     /// Every namespace (as the file ships); names get the suffix `-test`.
     Cluster,
-    /// Only the test's namespace; names get the namespace as suffix, so tests may run at once.
+    /// Only the namespace given; names get it as suffix, so tests may run at once.
     Namespace,
 }
 
 /// The objects one [`install`] created, to [`Installed::remove`] them.
 pub struct Installed {
-    client: kube::Client,
+    client: Client,
     objects: Vec<(ApiResource, String)>,
 }
 
 /// Applies every document of the policy file `file` (server-side apply: idempotent), renamed
-/// and scoped as `scope` says.
-pub async fn install(t: &TestNs, file: &str, scope: Scope) -> Installed {
+/// and scoped as `scope` says (`ns`: the namespace of [`Scope::Namespace`]).
+pub async fn install(client: &Client, ns: &str, file: &str, scope: Scope) -> Installed {
     let text = std::fs::read_to_string(file).expect("policy file");
     let suffix = match scope {
-        Scope::Cluster => "test".to_string(),
-        Scope::Namespace => t.ns.clone(),
+        Scope::Cluster => "test",
+        Scope::Namespace => ns,
     };
     let mut objects = Vec::new();
     for mut doc in serde_saphyr::from_multiple::<Value>(&text).expect("YAML") {
@@ -42,14 +42,14 @@ pub async fn install(t: &TestNs, file: &str, scope: Scope) -> Installed {
             doc["spec"]["policyName"] = renamed.into();
             if scope == Scope::Namespace {
                 doc["spec"]["matchResources"] = json!({"namespaceSelector": {"matchLabels": {
-                    "kubernetes.io/metadata.name": t.ns}}});
+                    "kubernetes.io/metadata.name": ns}}});
             }
         }
         let object: DynamicObject = serde_json::from_value(doc).expect("object");
         let types = object.types.clone().expect("types");
         let gvk = GroupVersionKind::try_from(&types).expect("gvk");
-        let (resource, _) = pinned_kind(&t.client, &gvk).await.expect("discovered");
-        let api: kube::Api<DynamicObject> = kube::Api::all_with(t.client.clone(), &resource);
+        let (resource, _) = pinned_kind(client, &gvk).await.expect("discovered");
+        let api: kube::Api<DynamicObject> = kube::Api::all_with(client.clone(), &resource);
         let name = object.metadata.name.clone().expect("name");
         api.patch(
             &name,
@@ -61,7 +61,7 @@ pub async fn install(t: &TestNs, file: &str, scope: Scope) -> Installed {
         objects.push((resource, name));
     }
     Installed {
-        client: t.client.clone(),
+        client: client.clone(),
         objects,
     }
 }
