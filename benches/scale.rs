@@ -94,20 +94,11 @@ async fn bind_finalizer_policy(admin: &Client, ns: &str) -> policy::Installed {
         dry_run: true,
         ..Default::default()
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while jobs
-        .create(&dry, &probe)
-        .await
-        .unwrap()
-        .finalizers()
-        .is_empty()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the finalizer policy was never applied"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    policy::applied("the finalizer policy", || async {
+        let stored = jobs.create(&dry, &probe).await.unwrap();
+        (!stored.finalizers().is_empty()).then_some(())
+    })
+    .await;
     installed
 }
 

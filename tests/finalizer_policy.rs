@@ -6,22 +6,22 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::cluster::{TestNs, has_condition, wait_job};
-use common::policy::{Installed, Scope, install};
+use common::policy::{Installed, Scope, applied, install};
 use futures::TryStreamExt;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::watcher::{self, Event};
 use tfjob_operator::api::TFJob;
 use tfjob_operator::api::builder::tfjob;
+use tfjob_operator::plan::cleanup::FINALIZER;
 
 const POLICY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/charts/tfjob-operator/files/finalizer-policy.yaml"
 );
-const FINALIZER: &str = "kubeflow.org/tfjob-cleanup";
 
 /// The finalizers the API server would store `job` with (a dry-run create).
 async fn stored_finalizers(t: &TestNs, job: &TFJob) -> Vec<String> {
@@ -43,14 +43,10 @@ async fn namespace_with_policy(prefix: &str) -> (TestNs, Installed) {
     let policy = install(&t.client, &t.ns, POLICY, Scope::Namespace).await;
     // The API server picks a new policy up from its own watch: wait until it mutates.
     let probe = tfjob("probe").workers(1).build();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while stored_finalizers(&t, &probe).await.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the policy never added the finalizer"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    applied("the policy adds the finalizer", || async {
+        (!stored_finalizers(&t, &probe).await.is_empty()).then_some(())
+    })
+    .await;
     (t, policy)
 }
 

@@ -4,10 +4,8 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::cluster::TestNs;
-use common::policy::{Scope, install};
+use common::policy::{Scope, applied, install};
 use kube::api::PostParams;
 use tfjob_operator::api::builder::tfjob;
 use tfjob_operator::api::{CleanPodPolicy, TFJob};
@@ -51,14 +49,10 @@ async fn jobs_queued_by_kueue_must_spell_replica_types_as_kueue_reads_them() {
     install(&t.client, &t.ns, POLICY, Scope::Cluster).await;
     // The API server picks a new policy up from its own watch: wait until it is enforced.
     let seed_style = job("seed", ("Ps", "Worker"), true);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let message = loop {
-        if let Some(message) = refusal(&t, &seed_style).await {
-            break message;
-        }
-        assert!(Instant::now() < deadline, "the policy was never enforced");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let message = applied("the policy refuses a misspelled key", || {
+        refusal(&t, &seed_style)
+    })
+    .await;
     assert!(
         message.contains("spec.tfReplicaSpecs.Ps must be spelled PS in a job queued by Kueue"),
         "{message}"
@@ -119,15 +113,11 @@ async fn a_queued_job_that_keeps_its_pods_after_finishing_is_warned_about_the_qu
         .label(QUEUE_LABEL, "team-a")
         .clean_pod_policy(CleanPodPolicy::None)
         .build();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let warning = loop {
+    let warning = applied("the policy warns", || {
         let stderr = warnings_for(&t, &keeps_pods);
-        if stderr.contains("Warning") {
-            break stderr;
-        }
-        assert!(Instant::now() < deadline, "the policy never warned");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        std::future::ready(stderr.contains("Warning").then_some(stderr))
+    })
+    .await;
     assert!(
         warning.contains("cleanPodPolicy None in a job queued by Kueue"),
         "{warning}"

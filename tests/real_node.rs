@@ -294,7 +294,7 @@ async fn the_chart_runs_the_operator_from_its_image_on_the_node() {
     let stored = t.create_job(kept).await;
     assert_eq!(
         stored.metadata.finalizers.unwrap_or_default(),
-        ["kubeflow.org/tfjob-cleanup"],
+        [tfjob_operator::plan::cleanup::FINALIZER],
         "stored with the finalizer by the chart's MutatingAdmissionPolicy"
     );
     wait_job(&t, "kept", "kept Running", T, |j| {

@@ -3,6 +3,9 @@
 //! suite installs the chart on the same control plane) or with another test's. The scale bench
 //! uses it too (`#[path]`), so it depends on nothing else of the test support.
 
+use std::future::Future;
+use std::time::{Duration, Instant};
+
 use kube::Client;
 use kube::api::{DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::{ApiResource, pinned_kind};
@@ -73,5 +76,23 @@ impl Installed {
             let api: kube::Api<DynamicObject> = kube::Api::all_with(self.client.clone(), resource);
             let _gone = api.delete(name, &DeleteParams::default()).await;
         }
+    }
+}
+
+/// Polls `check` every 200 ms until it gives a value, and returns it: the API server picks a
+/// new policy up from its own watch, a moment after the policy is applied. Panics after 30 s,
+/// naming `what` it waited for.
+pub async fn applied<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "never applied: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
