@@ -71,8 +71,18 @@ finish_worker0() { # local mode: kwok ends the pod; in-cluster the container exi
 
 log "TFJobs: the seed manifest unchanged, and the e2e job"
 # The chart's MutatingAdmissionPolicy (Kubernetes 1.36+) stores the job with our finalizer.
+serves_policies=false
+k api-resources -o name | grep -x mutatingadmissionpolicies.admissionregistration.k8s.io >/dev/null && serves_policies=true
+if [[ "$serves_policies" == true ]]; then
+  # The API server applies a new policy a moment after it is created: wait for it (a dry run).
+  deadline=$(( $(date +%s) + 30 ))
+  until [[ "$(k create --dry-run=server -f "$root/examples/tfjob-seed.yaml" -o jsonpath='{.metadata.finalizers}')" == *kubeflow.org/tfjob-cleanup* ]]; do
+    (( $(date +%s) < deadline )) || fail "the chart's finalizer policy was never applied"
+    sleep 0.2
+  done
+fi
 stored="$(k apply -f "$root/examples/tfjob-seed.yaml" -o jsonpath='{.metadata.finalizers}')"
-if k api-resources -o name | grep -qx mutatingadmissionpolicies.admissionregistration.k8s.io; then
+if [[ "$serves_policies" == true ]]; then
   [[ "$stored" == *kubeflow.org/tfjob-cleanup* ]] || fail "the seed job was not stored with the finalizer: $stored"
 fi
 k apply -n "$ns" -f "$root/tests/e2e/tfjob-e2e.yaml" >/dev/null
@@ -118,7 +128,7 @@ left="$(k get all,serviceaccounts,roles,rolebindings -n "$sys_ns" -l app.kuberne
 left="$(k get clusterroles,clusterrolebindings -l app.kubernetes.io/instance="$release" -o name)"
 [[ -z "$left" ]] || fail "cluster RBAC left behind: $left"
 [[ -z "$(k get tfjobs -A -o name)" ]] || fail "TFJobs left"
-if k api-resources -o name | grep -qx mutatingadmissionpolicies.admissionregistration.k8s.io; then
+if [[ "$serves_policies" == true ]]; then
   left="$(k get mutatingadmissionpolicies,mutatingadmissionpolicybindings -l app.kubernetes.io/instance="$release" -o name)"
   [[ -z "$left" ]] || fail "the finalizer policy was left behind: $left"
 fi
