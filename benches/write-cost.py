@@ -21,6 +21,7 @@ import subprocess
 import time
 
 import requests
+import yaml
 
 FINALIZER = "kubeflow.org/tfjob-cleanup"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -113,11 +114,15 @@ def main():
 
 def bind_policy(kubectl, ns):
     """The chart's policy, named and bound for namespace `ns` only, as the chart binds it."""
-    text = open(POLICY).read().replace("name: tfjob-operator-finalizer", f"name: write-cost-{ns}")
-    text = text.replace("policyName: tfjob-operator-finalizer", f"policyName: write-cost-{ns}\n"
-                        "  matchResources:\n    namespaceSelector:\n      matchLabels:\n"
-                        f"        kubernetes.io/metadata.name: {ns}")
-    subprocess.run(kubectl + ["apply", "-f", "-"], input=text.encode(), check=True, capture_output=True)
+    docs = list(yaml.safe_load_all(open(POLICY)))
+    for doc in docs:
+        doc["metadata"]["name"] = f"write-cost-{ns}"
+        if "policyName" in doc["spec"]:
+            doc["spec"]["policyName"] = f"write-cost-{ns}"
+            doc["spec"]["matchResources"] = {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+    subprocess.run(kubectl + ["apply", "-f", "-"], input=yaml.safe_dump_all(docs).encode(),
+                   check=True, capture_output=True)
 
 
 def wait_for_policy(s, jobs):
