@@ -3,6 +3,7 @@
 chart's finalizer policy bound).
 
 Usage: benches/write-cost.py CLUSTER_DIR CRD.yaml [--jobs N] [--rounds R] [--policy]
+(Python 3 with `requests` and PyYAML.)
 
 CLUSTER_DIR is a control plane from tests/cluster/up.sh (nothing else may run on it: the API
 server's CPU is read from /proc for the whole process). For each round it creates N TFJobs of
