@@ -98,6 +98,10 @@ done
 finish_worker0 "$ns" e2e
 wait_cond tfjob/e2e "$ns" Succeeded 180 || fail "e2e job not Succeeded"
 k wait --for=delete pod/e2e-ps-0 -n "$ns" --timeout=60s >/dev/null || fail "PS pod not cleaned (cleanPodPolicy Running)"
+# The API server names the operator (its User-Agent) as the manager of the status it wrote.
+status_manager="$(k get tfjob/e2e -n "$ns" --show-managed-fields \
+  -o jsonpath='{range .metadata.managedFields[?(@.subresource=="status")]}{.manager}{end}')"
+[[ "$status_manager" == tfjob-operator ]] || fail "the status is managed by '$status_manager', not tfjob-operator"
 k get tfjobs -A
 
 log "kubectl delete tfjobs --all"

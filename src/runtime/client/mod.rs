@@ -48,15 +48,74 @@ type BoxError = tower::BoxError;
 /// A boxed future, as the layers return from `call`.
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// The `User-Agent` of every request: the API server names the operator after it in audit
+/// logs and in `managedFields` (kube sends none, which the API server records as `unknown`).
+pub const USER_AGENT: &str = concat!("tfjob-operator/", env!("CARGO_PKG_VERSION"));
+
 /// kube's stack over HTTP/2 ([`http2`]) for KUBECONFIG or the in-cluster config; fenced by
 /// `fence` ([`fence`]) if given.
 async fn stack(
     fence: Option<LeaderGate>,
 ) -> Result<kube::client::ClientBuilder<http2::Stack>, kube::Error> {
-    let config = kube::Config::infer()
+    let mut config = kube::Config::infer()
         .await
         .map_err(kube::Error::InferConfig)?;
+    identify(&mut config);
     http2::builder(config, fence)
+}
+
+/// Sends [`USER_AGENT`] with every request, unless the configuration names another.
+fn identify(config: &mut kube::Config) {
+    let named = config
+        .headers
+        .iter()
+        .any(|(name, _)| name == http::header::USER_AGENT);
+    if !named {
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(USER_AGENT),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> kube::Config {
+        kube::Config::new("https://127.0.0.1:6443".parse().expect("a URL"))
+    }
+
+    #[test]
+    fn every_request_names_the_operator_unless_the_configuration_names_another() {
+        let mut plain = config();
+        identify(&mut plain);
+        let agents: Vec<_> = plain
+            .headers
+            .iter()
+            .filter(|(n, _)| n == http::header::USER_AGENT)
+            .collect();
+        assert_eq!(agents.len(), 1);
+        assert_eq!(agents[0].1, USER_AGENT);
+        assert!(
+            USER_AGENT.starts_with("tfjob-operator/"),
+            "the API server names the manager after the part before '/'"
+        );
+
+        let mut named = config();
+        named.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static("mine/1"),
+        ));
+        identify(&mut named);
+        let agents: Vec<_> = named
+            .headers
+            .iter()
+            .filter(|(n, _)| n == http::header::USER_AGENT)
+            .map(|(_, v)| v.clone())
+            .collect();
+        assert_eq!(agents, vec![http::HeaderValue::from_static("mine/1")]);
+    }
 }
 
 /// The operator's client from KUBECONFIG or the in-cluster config: kube's stack, with our
