@@ -75,6 +75,12 @@ struct Args {
     /// that serves MutatingAdmissionPolicy. `false`: the operator adds every finalizer itself.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     finalizer_policy: bool,
+    /// Delete the TFJobs in phase 4 with `propagationPolicy: Foreground` (`kubectl delete
+    /// --cascade=foreground`): the API server keeps each TFJob until the garbage collector has
+    /// deleted its pods and services — the guarantee our finalizer gives, asked of the garbage
+    /// collector (for the Go operator, which has no finalizer).
+    #[arg(long)]
+    foreground_delete: bool,
     #[arg(long, hide = true)]
     bench: bool,
 }
@@ -234,13 +240,13 @@ where
 /// One collection delete of the objects of `api` matching `labels`. The API server ends a
 /// request after 60 s while it goes on deleting (15,000 pods take longer): the connection is
 /// closed, and the delete is sent again for what is left, at most 10 times.
-async fn delete_all<K>(api: &Api<K>, labels: &str)
+async fn delete_all<K>(api: &Api<K>, labels: &str, params: &DeleteParams)
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let lp = ListParams::default().labels(labels);
     for attempt in 1..=10 {
-        match api.delete_collection(&DeleteParams::default(), &lp).await {
+        match api.delete_collection(params, &lp).await {
             Ok(_) => return,
             Err(e) => eprintln!("collection delete, attempt {attempt}: {e}; sending it again"),
         }
@@ -433,8 +439,8 @@ async fn main() {
     all_pods_running(&pods, n_pods).await;
     let raw_up = raw_up.elapsed().as_secs_f64();
     let raw_down = Instant::now();
-    delete_all(&pods, "bench=raw").await;
-    delete_all(&svcs, "bench=raw").await;
+    delete_all(&pods, "bench=raw", &DeleteParams::default()).await;
+    delete_all(&svcs, "bench=raw", &DeleteParams::default()).await;
     watch_until(pods.clone(), |_| {}, |all| all.is_empty()).await;
     watch_until(svcs.clone(), |_| {}, |all| all.is_empty()).await;
     let raw_down = raw_down.elapsed().as_secs_f64();
@@ -623,10 +629,15 @@ async fn main() {
     // 4. one collection delete
     // When the API server answered the collection delete (it marks or deletes the jobs one by
     // one before answering) and when each kind was seen all gone, watched side by side.
+    let job_delete = if args.foreground_delete {
+        DeleteParams::foreground()
+    } else {
+        DeleteParams::default()
+    };
     let t3 = Instant::now();
     let since_t3 = |_| t3.elapsed().as_secs_f64();
     let (answered, jobs_gone, pods_gone, svcs_gone) = tokio::join!(
-        delete_all(&jobs, "").map(since_t3),
+        delete_all(&jobs, "", &job_delete).map(since_t3),
         watch_until(jobs.clone(), |_| {}, |all| all.is_empty()).map(since_t3),
         watch_until(pods.clone(), |_| {}, |all| all.is_empty()).map(since_t3),
         watch_until(svcs.clone(), |_| {}, |all| all.is_empty()).map(since_t3),
@@ -703,6 +714,7 @@ async fn main() {
         let out = json!({
             "jobs": args.jobs, "ps": args.ps, "workers": args.workers, "concurrency": args.concurrency,
             "finalizer_policy": bound,
+            "foreground_delete": args.foreground_delete,
             "raw": {"create_running_seconds": raw_up, "delete_seconds": raw_down},
             "collection_delete": collection_delete,
             "phases": phases, "requests_total": all, "requests_per_job": total as f64 / args.jobs as f64,

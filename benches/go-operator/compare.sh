@@ -8,7 +8,10 @@
 # operators: our default),
 # BENCH_BASELINE (a path: another build of ours, e.g. of the commit before a change, run as
 # "baseline" in every round beside the others), BENCH_BASELINE_FLAGS (more scale-bench flags for
-# the baseline, e.g. `--finalizer-policy false` to run the same build without the finalizer policy).
+# the baseline, e.g. `--finalizer-policy false` to run the same build without the finalizer policy),
+# BENCH_GO_FOREGROUND=1 (also the lifted Go operator with its jobs deleted in the foreground,
+# `--foreground-delete`: the garbage collector then keeps each TFJob until its pods and services
+# are gone, the guarantee our finalizer gives).
 # The Go operator runs outside a pod: its webhook certificate rotator needs namespace kubeflow
 # with a Secret training-operator-webhook-cert (it fills an existing one), and it waits for the
 # certificates in /tmp/k8s-webhook-server/serving-certs (a path it hard-codes; in a pod the Secret
@@ -53,7 +56,9 @@ out="$root/target/bench-compare"; rm -rf "$out"; mkdir -p "$out"
 cp "$operator" "$out/tfjob-operator"
 operators=(ours)
 [[ -n "${BENCH_BASELINE:-}" ]] && operators+=(baseline)
-operators+=(go-lifted); [[ "$stock" == 1 ]] && operators+=(go-stock)
+operators+=(go-lifted)
+[[ "${BENCH_GO_FOREGROUND:-0}" == 1 ]] && operators+=(go-foreground)
+[[ "$stock" == 1 ]] && operators+=(go-stock)
 for run in $(seq 1 "$runs"); do
   for op in "${operators[@]}"; do
     log "run $run/$runs: $op, $jobs jobs"
@@ -62,6 +67,7 @@ for run in $(seq 1 "$runs"); do
       # shellcheck disable=SC2206
       baseline) flags=(--operator "$BENCH_BASELINE" ${BENCH_BASELINE_FLAGS:-}) ;;
       go-lifted) flags=(--go --operator "$gobin/training-operator-lifted") ;;
+      go-foreground) flags=(--go --operator "$gobin/training-operator-lifted" --foreground-delete) ;;
       go-stock) flags=(--go --operator "$gobin/training-operator-stock") ;;
     esac
     "$bench" --bench --jobs "$jobs" --cluster "$dir" --concurrency "$concurrency" \

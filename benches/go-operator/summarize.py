@@ -77,6 +77,18 @@ def print_round_ratios(summary):
     return met
 
 
+def print_foreground_ratios(summary):
+    """Ours against the lifted Go operator whose jobs were deleted in the foreground (the garbage
+    collector keeps each TFJob until its pods and services are gone: our finalizer's guarantee),
+    round by round, for the collection delete; no target, a like-for-like reading."""
+    if "ours" not in summary or "go-foreground" not in summary:
+        return
+    pairs = zip(summary["ours"]["runs"], summary["go-foreground"]["runs"])
+    delete = lambda r: r["4 collection delete"][0]
+    cells = [f"{delete(o) / delete(g):.2f}" for o, g in pairs if delete(g)]
+    print(f"\nours ÷ go-foreground, collection delete until all gone, round by round: {', '.join(cells)}")
+
+
 def print_request_breakdown(out: Path, ops):
     """What each operator's requests per job were for, by verb and resource (the audit log's
     count over each whole run, divided by the jobs; the median of the runs)."""
@@ -133,6 +145,7 @@ def main():
     for key, label in labels:
         print(f"| {label} | " + " | ".join(c[key] for _, c in table) + " |")
     met = print_round_ratios(summary)
+    print_foreground_ratios(summary)
     breakdown = print_request_breakdown(out, [op for op, _ in table])
     summary["requests_per_job_by_kind"] = breakdown
     summary["every_round_within_targets"] = met
