@@ -78,46 +78,6 @@ fn identify(config: &mut kube::Config) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config() -> kube::Config {
-        kube::Config::new("https://127.0.0.1:6443".parse().expect("a URL"))
-    }
-
-    #[test]
-    fn every_request_names_the_operator_unless_the_configuration_names_another() {
-        let mut plain = config();
-        identify(&mut plain);
-        let agents: Vec<_> = plain
-            .headers
-            .iter()
-            .filter(|(n, _)| n == http::header::USER_AGENT)
-            .collect();
-        assert_eq!(agents.len(), 1);
-        assert_eq!(agents[0].1, USER_AGENT);
-        assert!(
-            USER_AGENT.starts_with("tfjob-operator/"),
-            "the API server names the manager after the part before '/'"
-        );
-
-        let mut named = config();
-        named.headers.push((
-            http::header::USER_AGENT,
-            http::HeaderValue::from_static("mine/1"),
-        ));
-        identify(&mut named);
-        let agents: Vec<_> = named
-            .headers
-            .iter()
-            .filter(|(n, _)| n == http::header::USER_AGENT)
-            .map(|(_, v)| v.clone())
-            .collect();
-        assert_eq!(agents, vec![http::HeaderValue::from_static("mine/1")]);
-    }
-}
-
 /// The operator's client from KUBECONFIG or the in-cluster config: kube's stack, with our
 /// layers in front (see the module docs). Writes pass only while `gate` is open.
 pub async fn build(
@@ -198,5 +158,45 @@ pub(crate) mod test_support {
         let mut response = Response::new(());
         *response.status_mut() = http::StatusCode::from_u16(code).expect("a status code");
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> kube::Config {
+        kube::Config::new("https://127.0.0.1:6443".parse().expect("a URL"))
+    }
+
+    #[test]
+    fn every_request_names_the_operator_unless_the_configuration_names_another() {
+        let mut plain = config();
+        identify(&mut plain);
+        let agents: Vec<_> = plain
+            .headers
+            .iter()
+            .filter(|(n, _)| n == http::header::USER_AGENT)
+            .collect();
+        assert_eq!(agents.len(), 1);
+        assert_eq!(agents[0].1, USER_AGENT);
+        assert!(
+            USER_AGENT.starts_with("tfjob-operator/"),
+            "the API server names the manager after the part before '/'"
+        );
+
+        let mut named = config();
+        named.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static("mine/1"),
+        ));
+        identify(&mut named);
+        let agents: Vec<_> = named
+            .headers
+            .iter()
+            .filter(|(n, _)| n == http::header::USER_AGENT)
+            .map(|(_, v)| v.clone())
+            .collect();
+        assert_eq!(agents, vec![http::HeaderValue::from_static("mine/1")]);
     }
 }
