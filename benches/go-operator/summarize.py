@@ -46,14 +46,26 @@ def spread(values, fmt):
     return fmt(mid) if lo == hi else f"{fmt(mid)} ({fmt(lo)}–{fmt(hi)})"
 
 
+def delete_wall(run):
+    """A run's collection delete, until every TFJob, pod and service was gone (seconds)."""
+    return run["4 collection delete"][0]
+
+
 # The targets of ours against the lifted Go operator, each checked in every round.
 TARGETS = [
     ("all Running", lambda r: r["2 all Running"][0], 1.0),
-    ("collection delete until all gone", lambda r: r["4 collection delete"][0], 1.0),
+    ("collection delete until all gone", delete_wall, 1.0),
     ("operator CPU", lambda r: r["cpu"], 1 / 3),
     ("operator peak RSS", lambda r: r["rss"], 0.25),
     ("API requests per job", lambda r: r["requests_per_job"], 1.0),
 ]
+
+
+def round_ratios(summary, other, value):
+    """Ours ÷ `other` for `value` of a run, round by round (each round runs both on one control
+    plane within minutes)."""
+    return [value(o) / value(g) if value(g) else float("inf")
+            for o, g in zip(summary["ours"]["runs"], summary[other]["runs"])]
 
 
 def print_round_ratios(summary):
@@ -62,13 +74,11 @@ def print_round_ratios(summary):
     than the difference between the operators. Returns whether every round met every target."""
     if "ours" not in summary or "go-lifted" not in summary:
         return True
-    pairs = list(zip(summary["ours"]["runs"], summary["go-lifted"]["runs"]))
     print("\nours ÷ go-lifted, round by round (target in brackets; * = missed):")
     met = True
     for label, value, target in TARGETS:
         cells = []
-        for o, g in pairs:
-            ratio = value(o) / value(g) if value(g) else float("inf")
+        for ratio in round_ratios(summary, "go-lifted", value):
             missed = ratio > target
             met &= not missed
             cells.append(f"{ratio:.2f}{'*' if missed else ''}")
@@ -83,9 +93,7 @@ def print_foreground_ratios(summary):
     round by round, for the collection delete; no target, a like-for-like reading."""
     if "ours" not in summary or "go-foreground" not in summary:
         return
-    pairs = zip(summary["ours"]["runs"], summary["go-foreground"]["runs"])
-    delete = lambda r: r["4 collection delete"][0]
-    cells = [f"{delete(o) / delete(g):.2f}" for o, g in pairs if delete(g)]
+    cells = [f"{ratio:.2f}" for ratio in round_ratios(summary, "go-foreground", delete_wall)]
     print(f"\nours ÷ go-foreground, collection delete until all gone, round by round: {', '.join(cells)}")
 
 
